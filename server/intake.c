@@ -1,0 +1,706 @@
+/*
+ * The HTTPS webhook listener (DESIGN.md §5). Each request is routed by path,
+ * authenticated (token, MOCO HMAC or Standard Webhooks), checked to be JSON,
+ * reduced to a dedup key and handed to the batch writer; the answer goes out
+ * only when the batch's commit returns. Connection secrets come from the
+ * connections table, re-read every few seconds so no instance holds state
+ * another would need.
+ */
+#include "rosterd/intake.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
+#include <openssl/ssl.h>
+
+#include "intake_internal.h"
+#include "rosterd/connection.h"
+#include "rosterd/log.h"
+#include "rosterd/mem.h"
+#include "rosterd/metrics.h"
+#include "rosterd/tls.h"
+#include "rosterd/verify.h"
+
+#define DB_POOL_SIZE 2
+#define CONNECTIONS_REFRESH_S 2
+#define SW_TOLERANCE_S 300
+#define MAX_NAME_LEN 200
+#define MAX_HEADERS_BYTES (32 * 1024)
+
+struct cache_entry {
+    int64_t id;
+    char *updated_at;
+    struct rd_connection *conn;
+};
+
+struct rd_intake {
+    struct event_base *base;
+    const struct rd_config *cfg;
+    const uint8_t *key;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    SSL_CTX *ssl_ctx;
+    struct rd_idb *db;
+    struct cache_entry *cache;
+    size_t ncache;
+    bool cache_loaded;
+    struct event *refresh;
+    rd_intake_commit_cb on_commit;
+    void *on_commit_arg;
+    bool draining;
+    struct event *drain_check;
+    double drain_deadline;
+    void (*drain_done)(void *);
+    void *drain_arg;
+};
+
+/*
+ * Per-TLS-connection deadline: a request must arrive whole within
+ * header_timeout_seconds of the connection opening or of the previous answer.
+ * Tied to the SSL object through ex_data so it dies with the connection.
+ */
+struct client {
+    struct event *deadline;
+    struct bufferevent *bev;
+    struct rd_intake *in;
+};
+
+static int g_client_idx = -1;
+
+static void client_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                           void *argp)
+{
+    struct client *cl = ptr;
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (!cl)
+        return;
+    event_free(cl->deadline);
+    free(cl);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *cl = arg;
+    (void)fd, (void)what;
+    /* Let evhttp see EOF and clean up through its own path. */
+    evutil_socket_t s = bufferevent_getfd(cl->bev);
+    if (s >= 0)
+        shutdown(s, SHUT_RDWR);
+}
+
+static void client_arm(struct client *cl, bool on)
+{
+    if (!on) {
+        event_del(cl->deadline);
+        return;
+    }
+    struct timeval tv = {cl->in->cfg->header_timeout_seconds, 0};
+    event_add(cl->deadline, &tv);
+}
+
+static struct client *client_of(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon)
+        return NULL;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    return ssl ? SSL_get_ex_data(ssl, g_client_idx) : NULL;
+}
+
+/* Never returns NULL: a NULL would make evhttp fall back to plain TCP. */
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+    struct rd_intake *in = arg;
+    SSL *ssl = SSL_new(in->ssl_ctx);
+    if (!ssl)
+        abort();
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev)
+        abort();
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    struct client *cl = rd_calloc(1, sizeof(*cl));
+    cl->bev = bev;
+    cl->in = in;
+    cl->deadline = evtimer_new(base, on_deadline, cl);
+    SSL_set_ex_data(ssl, g_client_idx, cl);
+    client_arm(cl, true);
+    return bev;
+}
+
+/* ---- answers -------------------------------------------------------------- */
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *json,
+                  int retry_after, bool draining)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    if (retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", retry_after);
+        evhttp_add_header(h, "Retry-After", ra);
+    }
+    if (code == 405)
+        evhttp_add_header(h, "Allow", "POST");
+    if (draining)
+        evhttp_add_header(h, "Connection", "close");
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, json, strlen(json));
+    evbuffer_add(b, "\n", 1);
+    struct client *cl = client_of(req);
+    evhttp_send_reply(req, code, reason, b);
+    evbuffer_free(b);
+    if (cl)
+        client_arm(cl, true);
+}
+
+static void reply_error(struct rd_intake *in, struct evhttp_request *req, int code,
+                        const char *reason, const char *msg, const char *conn, const char *source,
+                        const char *outcome, double t0)
+{
+    struct rd_buf b = {0};
+    rd_buf_puts(&b, "{\"error\":");
+    rd_buf_json_str(&b, msg, strlen(msg));
+    rd_buf_putc(&b, '}');
+    int retry = code == 503 ? (rd_idb_ready(in->db) ? 1 : 5) : 0;
+    reply(req, code, reason, b.data, retry, in->draining);
+    rd_buf_free(&b);
+    rd_metrics_webhook(conn ? conn : "unknown", source ? source : "unknown", outcome);
+    rd_metrics_ingest_observe(rd_intake_now() - t0);
+}
+
+/* ---- connection cache ------------------------------------------------------ */
+
+static struct rd_connection *cache_find(struct rd_intake *in, const char *name)
+{
+    for (size_t i = 0; i < in->ncache; i++)
+        if (strcmp(in->cache[i].conn->name, name) == 0)
+            return in->cache[i].conn;
+    return NULL;
+}
+
+static void register_secrets(const struct rd_connection *c)
+{
+    const struct rd_source_auth *srcs[2] = {&c->personio, &c->moco};
+    for (int s = 0; s < 2; s++) {
+        for (size_t i = 0; i < srcs[s]->ntokens; i++)
+            rd_log_redact_add(srcs[s]->tokens[i]);
+        for (size_t i = 0; i < srcs[s]->nsw; i++)
+            rd_log_redact_add(srcs[s]->sw_secrets[i]);
+    }
+}
+
+/* Rebuilds the cache from the rows, re-opening only rows that changed. */
+static void on_connections(PGresult *res, void *arg)
+{
+    struct rd_intake *in = arg;
+    if (!res)
+        return;
+    int rows = PQntuples(res);
+    struct cache_entry *next = rd_calloc((size_t)rows + 1, sizeof(*next));
+    size_t n = 0;
+    for (int r = 0; r < rows; r++) {
+        int64_t id = atoll(PQgetvalue(res, r, 0));
+        const char *name = PQgetvalue(res, r, 1);
+        const char *updated = PQgetvalue(res, r, 3);
+        struct cache_entry *old = NULL;
+        for (size_t i = 0; i < in->ncache; i++)
+            if (in->cache[i].id == id && strcmp(in->cache[i].updated_at, updated) == 0)
+                old = &in->cache[i];
+        if (old) {
+            next[n++] = *old;
+            old->conn = NULL;
+            old->updated_at = NULL;
+            continue;
+        }
+        char err[256];
+        struct rd_connection *c = NULL;
+        if (rd_connection_open(in->key, id, name, (const uint8_t *)PQgetvalue(res, r, 2),
+                               (size_t)PQgetlength(res, r, 2), &c, err, sizeof(err)) != 0) {
+            struct rd_log_ctx ctx = {.connection = name};
+            rd_log_ctx_error(&ctx, "cannot open connection secrets: %s", err);
+            continue;
+        }
+        register_secrets(c);
+        next[n].id = id;
+        next[n].updated_at = rd_strdup(updated);
+        next[n].conn = c;
+        n++;
+    }
+    for (size_t i = 0; i < in->ncache; i++) {
+        rd_connection_free(in->cache[i].conn);
+        free(in->cache[i].updated_at);
+    }
+    free(in->cache);
+    in->cache = next;
+    in->ncache = n;
+    if (!in->cache_loaded)
+        rd_log_info("intake knows %zu connection(s)", n);
+    in->cache_loaded = true;
+}
+
+static void on_refresh(evutil_socket_t fd, short what, void *arg)
+{
+    struct rd_intake *in = arg;
+    (void)fd, (void)what;
+    rd_idb_request_connections(in->db);
+}
+
+/* ---- request parsing -------------------------------------------------------- */
+
+static char *json_scalar_text(struct json_object *o)
+{
+    if (!o)
+        return NULL;
+    switch (json_object_get_type(o)) {
+    case json_type_int:
+        return rd_asprintf("%lld", (long long)json_object_get_int64(o));
+    case json_type_string: {
+        const char *s = json_object_get_string(o);
+        size_t n = strlen(s);
+        return n > 0 && n <= MAX_NAME_LEN ? rd_strdup(s) : NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
+static struct json_object *path_get(struct json_object *o, const char *a, const char *b)
+{
+    struct json_object *x = NULL, *y = NULL;
+    if (!json_object_object_get_ex(o, a, &x))
+        return NULL;
+    if (!b)
+        return x;
+    if (json_object_get_type(x) != json_type_object || !json_object_object_get_ex(x, b, &y))
+        return NULL;
+    return y;
+}
+
+/* The person a Personio notification is about: payload.person.id, payload.person_id, payload.id. */
+static char *personio_subject(struct json_object *root)
+{
+    struct json_object *payload = path_get(root, "payload", NULL);
+    if (!payload || json_object_get_type(payload) != json_type_object)
+        return NULL;
+    char *s = json_scalar_text(path_get(payload, "person", "id"));
+    if (!s)
+        s = json_scalar_text(path_get(payload, "person_id", NULL));
+    if (!s)
+        s = json_scalar_text(path_get(payload, "id", NULL));
+    return s;
+}
+
+/* The MOCO user an entity belongs to: user.id, or id for a User. */
+static char *moco_subject(struct json_object *root, const char *target)
+{
+    if (strcmp(target, "User") == 0)
+        return json_scalar_text(path_get(root, "id", NULL));
+    return json_scalar_text(path_get(root, "user", "id"));
+}
+
+static bool header_is_secret(const char *k)
+{
+    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie",
+                                         "x-moco-signature", "webhook-signature", "svix-signature",
+                                         "x-api-key"};
+    for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+        if (strcasecmp(k, secret[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Stored headers: lower-cased names, printable ASCII only, secrets masked. */
+static char *headers_json(struct evkeyvalq *hs)
+{
+    struct rd_buf b = {0};
+    rd_buf_putc(&b, '{');
+    bool first = true;
+    for (struct evkeyval *kv = hs->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (!first)
+            rd_buf_putc(&b, ',');
+        first = false;
+        char *k = rd_strdup(kv->key);
+        for (char *p = k; *p; p++)
+            *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : (*p < 0x20 || *p > 0x7e ? '?' : *p);
+        char *v = rd_strdup(header_is_secret(k) ? "********" : kv->value);
+        for (char *p = v; *p; p++)
+            if (*p < 0x20 || *p > 0x7e)
+                *p = '?';
+        rd_buf_json_str(&b, k, strlen(k));
+        rd_buf_putc(&b, ':');
+        rd_buf_json_str(&b, v, strlen(v));
+        free(k);
+        free(v);
+    }
+    rd_buf_putc(&b, '}');
+    return rd_buf_steal(&b);
+}
+
+/* Parses the body as one strict UTF-8 JSON value. Returns a new object or NULL. */
+static struct json_object *parse_body(const char *body, size_t len)
+{
+    if (len == 0 || memchr(body, '\0', len))
+        return NULL;
+    struct json_tokener *tok = json_tokener_new_ex(64);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
+    if (o && json_tokener_get_error(tok) == json_tokener_success) {
+        size_t end = json_tokener_get_parse_end(tok);
+        while (end < len && (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' ||
+                             body[end] == '\t'))
+            end++;
+        if (end != len) {
+            json_object_put(o);
+            o = NULL;
+        }
+    } else {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_NAME_LEN)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-' || *p == ':'))
+            return false;
+    return true;
+}
+
+/* ---- the request handler ------------------------------------------------------ */
+
+struct route {
+    char conn[72];
+    char source[16];
+};
+
+static bool parse_path(struct evhttp_request *req, struct route *r)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    static const char prefix[] = "/webhooks/";
+    if (!path || strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *rest = path + sizeof(prefix) - 1;
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest || (size_t)(slash - rest) >= sizeof(r->conn))
+        return false;
+    memcpy(r->conn, rest, (size_t)(slash - rest));
+    r->conn[slash - rest] = '\0';
+    const char *src = slash + 1;
+    size_t sl = strlen(src);
+    if (sl > 0 && src[sl - 1] == '/')
+        sl--;
+    if (sl == 0 || sl >= sizeof(r->source))
+        return false;
+    memcpy(r->source, src, sl);
+    r->source[sl] = '\0';
+    return true;
+}
+
+/* Authenticates; fills p->auth and the dedup key. */
+static bool authenticate(struct evkeyvalq *hs, const struct rd_source_auth *a, bool moco,
+                         const char *target, const char *event, struct rd_pending *p)
+{
+    uint8_t key[32];
+    if (a->nsw > 0) {
+        const char *id = evhttp_find_header(hs, "webhook-id");
+        enum rd_sw_result r = rd_verify_standard(
+            id, evhttp_find_header(hs, "webhook-timestamp"),
+            evhttp_find_header(hs, "webhook-signature"), p->body, p->body_len,
+            (const char *const *)a->sw_secrets, a->nsw, (int64_t)time(NULL), SW_TOLERANCE_S);
+        if (r != RD_SW_OK) {
+            rd_log_debug("standard webhooks verification failed: %s", rd_sw_result_str(r));
+            return false;
+        }
+        p->auth = "standard";
+        rd_dedup_standard(id, key);
+    } else if (moco) {
+        if (!rd_verify_moco(p->body, p->body_len, evhttp_find_header(hs, "X-Moco-Signature"),
+                            (const char *const *)a->tokens, a->ntokens))
+            return false;
+        p->auth = "hmac";
+        rd_dedup_moco(target ? target : "", event ? event : "", p->body, p->body_len, key);
+    } else {
+        if (!rd_verify_token(evhttp_find_header(hs, "Authorization"),
+                             (const char *const *)a->tokens, a->ntokens))
+            return false;
+        p->auth = "token";
+        rd_dedup_personio(p->body, p->body_len, key);
+    }
+    rd_hex_encode(key, sizeof(key), p->dkey_hex);
+    return true;
+}
+
+/* Reads the event type and subject from a verified body. NULL on success, else the 400 message. */
+static const char *describe(struct rd_pending *p, bool moco, const char *target, const char *event)
+{
+    struct json_object *root = parse_body(p->body, p->body_len);
+    if (!root)
+        return "body is not valid JSON";
+    const char *msg = NULL;
+    if (moco) {
+        if (!target || !event || !*target || !*event)
+            msg = "X-Moco-Target and X-Moco-Event headers are required";
+        else if (!name_ok(target) || !name_ok(event))
+            msg = "X-Moco-Target or X-Moco-Event has unexpected characters";
+        else {
+            p->event_type = rd_asprintf("%s.%s", target, event);
+            p->subject = moco_subject(root, target);
+        }
+    } else {
+        struct json_object *en = NULL;
+        if (json_object_get_type(root) != json_type_object ||
+            (!json_object_object_get_ex(root, "event_name", &en) &&
+             !json_object_object_get_ex(root, "type", &en)) ||
+            json_object_get_type(en) != json_type_string)
+            msg = "event_name is required";
+        else if (!name_ok(json_object_get_string(en)))
+            msg = "event_name has unexpected characters";
+        else {
+            p->event_type = rd_strdup(json_object_get_string(en));
+            p->subject = personio_subject(root);
+        }
+    }
+    json_object_put(root);
+    return msg;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct rd_intake *in = arg;
+    double t0 = rd_intake_now();
+    struct client *cl = client_of(req);
+    if (cl)
+        client_arm(cl, false);
+
+    struct route r;
+    struct rd_connection *c = NULL;
+    if (!in->cache_loaded) {
+        /* Until the connection table has been read once, a 404 would be a lie. */
+        reply_error(in, req, 503, "Service Unavailable", "temporarily unavailable", NULL, NULL,
+                    "unavailable", t0);
+        return;
+    }
+    if (!parse_path(req, &r) || !(c = cache_find(in, r.conn)) ||
+        (strcmp(r.source, "personio") != 0 && strcmp(r.source, "moco") != 0)) {
+        reply_error(in, req, 404, "Not Found", "not found", c ? c->name : NULL, NULL, "not_found",
+                    t0);
+        return;
+    }
+    bool moco = r.source[0] == 'm';
+    const char *source = moco ? "moco" : "personio";
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        reply_error(in, req, 405, "Method Not Allowed", "method not allowed", c->name, source,
+                    "bad_method", t0);
+        return;
+    }
+    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(ib);
+    if ((long)len > in->cfg->max_body_bytes) {
+        reply_error(in, req, 413, "Payload Too Large", "body too large", c->name, source,
+                    "too_large", t0);
+        return;
+    }
+    struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
+    const char *target = evhttp_find_header(hs, "X-Moco-Target");
+    const char *event = evhttp_find_header(hs, "X-Moco-Event");
+
+    struct rd_pending *p = rd_calloc(1, sizeof(*p));
+    p->req = req;
+    p->t0 = t0;
+    p->source = source;
+    p->body = rd_malloc(len + 1);
+    evbuffer_copyout(ib, p->body, len);
+    p->body[len] = '\0';
+    p->body_len = len;
+
+    if (!authenticate(hs, moco ? &c->moco : &c->personio, moco, target, event, p)) {
+        rd_pending_free(p);
+        reply_error(in, req, 401, "Unauthorized", "unauthorized", c->name, source, "unauthorized",
+                    t0);
+        return;
+    }
+    const char *bad = describe(p, moco, target, event);
+    if (bad) {
+        rd_pending_free(p);
+        reply_error(in, req, 400, "Bad Request", bad, c->name, source, "bad_request", t0);
+        return;
+    }
+    p->connection_id = c->id;
+    p->connection_name = rd_strdup(c->name);
+    p->headers_json = headers_json(hs);
+    if (!rd_idb_submit(in->db, p)) {
+        rd_pending_free(p);
+        reply_error(in, req, 503, "Service Unavailable", "temporarily unavailable", c->name,
+                    source, "unavailable", t0);
+    }
+}
+
+/* Batch writer callback: answer every request of a finished batch. */
+static void on_batch(struct rd_pending *list, void *arg)
+{
+    struct rd_intake *in = arg;
+    bool stored = false;
+    while (list) {
+        struct rd_pending *p = list;
+        list = p->next;
+        char body[96];
+        switch (p->result) {
+        case RD_PENDING_INSERTED:
+        case RD_PENDING_DUPLICATE: {
+            bool dup = p->result == RD_PENDING_DUPLICATE;
+            snprintf(body, sizeof(body), "{\"event_id\":\"%lld\",\"status\":\"%s\"}",
+                     (long long)p->event_id, dup ? "duplicate" : "queued");
+            reply(p->req, dup ? 200 : 202, dup ? "OK" : "Accepted", body, 0, in->draining);
+            rd_metrics_webhook(p->connection_name, p->source, dup ? "duplicate" : "queued");
+            rd_metrics_ingest_observe(rd_intake_now() - p->t0);
+            stored |= !dup;
+            break;
+        }
+        default:
+            reply_error(in, p->req, 503, "Service Unavailable", "temporarily unavailable",
+                        p->connection_name, p->source, "unavailable", p->t0);
+            break;
+        }
+        rd_pending_free(p);
+    }
+    if (stored && in->on_commit)
+        in->on_commit(in->on_commit_arg);
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+struct rd_intake *rd_intake_new(struct event_base *base, const struct rd_config *cfg,
+                                const uint8_t key[RD_SECRET_KEY_LEN], char *err, size_t errlen)
+{
+    if (g_client_idx < 0)
+        g_client_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, client_free_cb);
+    SSL_CTX *ctx = rd_tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, errlen);
+    if (!ctx)
+        return NULL;
+    char *host = NULL;
+    int port = 0;
+    if (rd_config_split_hostport(cfg->listen, &host, &port) != 0) {
+        snprintf(err, errlen, "listen: bad address");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    struct rd_intake *in = rd_calloc(1, sizeof(*in));
+    in->base = base;
+    in->cfg = cfg;
+    in->key = key;
+    in->ssl_ctx = ctx;
+    in->http = evhttp_new(base);
+    evhttp_set_bevcb(in->http, on_new_bev, in);
+    evhttp_set_gencb(in->http, on_request, in);
+    evhttp_set_timeout(in->http, cfg->header_timeout_seconds);
+    evhttp_set_max_body_size(in->http, cfg->max_body_bytes);
+    evhttp_set_max_headers_size(in->http, MAX_HEADERS_BYTES);
+    evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+    in->bound = evhttp_bind_socket_with_handle(in->http, host, (ev_uint16_t)port);
+    if (!in->bound) {
+        snprintf(err, errlen, "listen: cannot bind %s: %s", cfg->listen, strerror(errno));
+        free(host);
+        rd_intake_free(in);
+        return NULL;
+    }
+    free(host);
+    struct rd_idb_callbacks cbs = {on_batch, on_connections, in};
+    in->db = rd_idb_new(base, cfg->database_url, DB_POOL_SIZE, cfg->intake_max_pending, &cbs);
+    in->refresh = event_new(base, -1, EV_PERSIST, on_refresh, in);
+    struct timeval tv = {CONNECTIONS_REFRESH_S, 0};
+    event_add(in->refresh, &tv);
+    rd_log_info("webhook listener on https://%s", cfg->listen);
+    return in;
+}
+
+void rd_intake_on_commit(struct rd_intake *in, rd_intake_commit_cb cb, void *arg)
+{
+    in->on_commit = cb;
+    in->on_commit_arg = arg;
+}
+
+int rd_intake_reload_tls(struct rd_intake *in, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = rd_tls_server_ctx(in->cfg->tls_cert, in->cfg->tls_key, err, errlen);
+    if (!ctx)
+        return -1;
+    /* Live connections hold their own reference to the old context. */
+    SSL_CTX_free(in->ssl_ctx);
+    in->ssl_ctx = ctx;
+    return 0;
+}
+
+static void on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct rd_intake *in = arg;
+    (void)fd, (void)what;
+    if (rd_idb_outstanding(in->db) > 0 && rd_intake_now() < in->drain_deadline)
+        return;
+    event_del(in->drain_check);
+    if (rd_idb_outstanding(in->db) > 0)
+        rd_log_warn("drain timed out with %zu request(s) unanswered",
+                    rd_idb_outstanding(in->db));
+    if (in->drain_done)
+        in->drain_done(in->drain_arg);
+}
+
+void rd_intake_drain(struct rd_intake *in, int timeout_s, void (*done)(void *), void *arg)
+{
+    if (in->draining)
+        return;
+    in->draining = true;
+    if (in->bound) {
+        evhttp_del_accept_socket(in->http, in->bound);
+        in->bound = NULL;
+    }
+    in->drain_done = done;
+    in->drain_arg = arg;
+    in->drain_deadline = rd_intake_now() + timeout_s;
+    in->drain_check = event_new(in->base, -1, EV_PERSIST, on_drain_check, in);
+    struct timeval tv = {0, 20000};
+    event_add(in->drain_check, &tv);
+    rd_log_info("intake draining: %zu request(s) outstanding", rd_idb_outstanding(in->db));
+}
+
+void rd_intake_free(struct rd_intake *in)
+{
+    if (!in)
+        return;
+    if (in->refresh)
+        event_free(in->refresh);
+    if (in->drain_check)
+        event_free(in->drain_check);
+    rd_idb_free(in->db); /* answers anything left (503) before the connections go */
+    if (in->http)
+        evhttp_free(in->http);
+    for (size_t i = 0; i < in->ncache; i++) {
+        rd_connection_free(in->cache[i].conn);
+        free(in->cache[i].updated_at);
+    }
+    free(in->cache);
+    SSL_CTX_free(in->ssl_ctx);
+    free(in);
+}
