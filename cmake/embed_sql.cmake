@@ -1,6 +1,7 @@
 # Turns sql/NNN_name.sql files into a C table of (version, name, text).
 set(body "/* generated from sql/ by cmake/embed_sql.cmake; do not edit */\n#include <stddef.h>\n#include \"rosterd/migrate.h\"\n\n")
 set(table "const struct rd_migration rd_migrations[] = {\n")
+string(REPLACE "|" ";" FILES "${FILES}")
 set(i 0)
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)

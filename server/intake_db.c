@@ -24,6 +24,7 @@
 #define CONNECT_TIMEOUT_S 5
 #define RETRY_MIN_S 0.5
 #define RETRY_MAX_S 5.0
+#define KEY_BUCKETS 4096
 
 enum conn_state { C_DOWN, C_CONNECTING, C_SCHEMA, C_IDLE, C_BATCH, C_CONNS };
 
@@ -53,6 +54,12 @@ struct rd_idb {
     size_t max_pending;
     bool want_connections;
     struct rd_idb_callbacks cbs;
+    /*
+     * Outstanding deliveries by (connection, dedup key). A redelivery that
+     * arrives while the first is still uncommitted waits for it instead of
+     * racing it into a second batch, where it would match no row.
+     */
+    struct rd_pending *keys[KEY_BUCKETS];
 };
 
 static const char insert_sql[] =
@@ -101,11 +108,59 @@ void rd_pending_free(struct rd_pending *p)
     free(p);
 }
 
-/* Hands a finished list to the HTTP side. */
+static size_t key_bucket(const struct rd_pending *p)
+{
+    /* The key is a SHA-256 in hex: its first digits are already uniform. */
+    size_t h = (size_t)strtoul((char[9]){p->dkey_hex[0], p->dkey_hex[1], p->dkey_hex[2],
+                                         p->dkey_hex[3], p->dkey_hex[4], p->dkey_hex[5],
+                                         p->dkey_hex[6], p->dkey_hex[7], 0},
+                                NULL, 16);
+    return (h ^ (size_t)p->connection_id) % KEY_BUCKETS;
+}
+
+static struct rd_pending *key_find(struct rd_idb *db, const struct rd_pending *p)
+{
+    for (struct rd_pending *q = db->keys[key_bucket(p)]; q; q = q->hnext)
+        if (q->connection_id == p->connection_id && memcmp(q->dkey_hex, p->dkey_hex, 64) == 0)
+            return q;
+    return NULL;
+}
+
+static void key_remove(struct rd_idb *db, struct rd_pending *p)
+{
+    for (struct rd_pending **pp = &db->keys[key_bucket(p)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == p) {
+            *pp = p->hnext;
+            p->hnext = NULL;
+            return;
+        }
+    }
+}
+
+/*
+ * Hands a finished list to the HTTP side, with each leader's followers after
+ * it: they share its event id, as duplicates, or its failure.
+ */
 static void deliver(struct rd_idb *db, struct rd_pending *list)
 {
-    if (list)
-        db->cbs.on_batch(list, db->cbs.arg);
+    if (!list)
+        return;
+    for (struct rd_pending *p = list; p; p = p->next) {
+        key_remove(db, p);
+        struct rd_pending *f = p->followers;
+        p->followers = NULL;
+        while (f) {
+            struct rd_pending *fn = f->next;
+            f->result = p->result == RD_PENDING_FAILED ? RD_PENDING_FAILED : RD_PENDING_DUPLICATE;
+            f->event_id = p->event_id;
+            db->inflight--;
+            f->next = p->next;
+            p->next = f;
+            p = f;
+            f = fn;
+        }
+    }
+    db->cbs.on_batch(list, db->cbs.arg);
 }
 
 static void fail_list(struct rd_idb *db, struct rd_pending *list)
@@ -478,6 +533,16 @@ bool rd_idb_submit(struct rd_idb *db, struct rd_pending *p)
     if (!rd_idb_ready(db) || db->queued + db->inflight >= db->max_pending)
         return false;
     p->next = NULL;
+    struct rd_pending *leader = key_find(db, p);
+    if (leader) {
+        p->next = leader->followers;
+        leader->followers = p;
+        db->inflight++;
+        return true;
+    }
+    size_t b = key_bucket(p);
+    p->hnext = db->keys[b];
+    db->keys[b] = p;
     if (db->tail)
         db->tail->next = p;
     else

@@ -39,6 +39,9 @@ struct rd_pending {
     enum rd_pending_result result;
     int64_t event_id;
     struct rd_pending *next;
+    /* Same delivery received while this one was outstanding: answered with its result. */
+    struct rd_pending *followers;
+    struct rd_pending *hnext; /* outstanding-key hash chain */
 };
 
 void rd_pending_free(struct rd_pending *p);
