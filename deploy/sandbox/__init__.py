@@ -1,0 +1,2 @@
+"""rosterd sandbox: loopback fakes of Personio, MOCO, the platform (SCIM + delegation API)
+and Slack. Run `python3 deploy/sandbox/sandbox.py serve`; see README.md."""
