@@ -198,7 +198,6 @@ int main(int argc, char **argv)
         return ar;
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
-    rd_config_defaults(&d.cfg);
     if (rd_config_load(conf, &d.cfg, err, sizeof(err)) != 0 ||
         rd_config_require_daemon(&d.cfg, conf, err, sizeof(err)) != 0) {
         fprintf(stderr, "rosterd: %s\n", err);
