@@ -8,7 +8,7 @@ profile=${1:-test}
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev libcurl4-openssl-dev
       libjson-c-dev postgresql openssl python3 ca-certificates)
 case "$profile" in
-  build) ;;
+  build) pkgs+=(libcmocka-dev) ;;
   test)  pkgs+=(libcmocka-dev python3-pytest python3-psycopg2 valgrind clang libclang-rt-14-dev prometheus) ;;
   bench) pkgs+=(libcmocka-dev nginx-light wrk nodejs npm python3-psycopg2) ;;
   *) echo "install-deps: unknown profile \"$profile\" (build, test or bench)" >&2; exit 2 ;;

@@ -30,6 +30,7 @@ enum role { ROLE_ALL, ROLE_INGEST, ROLE_WORKER };
 
 struct daemon {
     struct rd_config cfg;
+    const char *conf_path;
     enum role role;
     uint8_t key[RD_SECRET_KEY_LEN];
     struct event_base *base;
@@ -72,9 +73,18 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct daemon *d = arg;
     (void)sig, (void)what;
+    char err[512];
+    struct rd_config fresh = {0};
+    if (rd_config_load(d->conf_path, &fresh, err, sizeof(err)) != 0) {
+        rd_log_warn("SIGHUP: %s", err);
+    } else {
+        char keys[256];
+        if (rd_config_restart_keys(&d->cfg, &fresh, keys, sizeof(keys)) > 0)
+            rd_log_warn("SIGHUP: changed keys need a restart to apply: %s", keys);
+    }
+    rd_config_free(&fresh);
     if (!d->intake)
         return;
-    char err[512];
     if (rd_intake_reload_tls(d->intake, err, sizeof(err)) != 0)
         rd_log_error("SIGHUP: keeping the old certificate: %s", err);
     else
@@ -196,6 +206,7 @@ int main(int argc, char **argv)
     int ar = parse_args(argc, argv, &conf, &d.role);
     if (ar != 0)
         return ar;
+    d.conf_path = conf;
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     if (rd_config_load(conf, &d.cfg, err, sizeof(err)) != 0 ||
