@@ -1,0 +1,577 @@
+/*
+ * MOCO client. Lists follow Link rel="next" (never computed page counts) and
+ * only within the account's own origin, so the key never travels elsewhere.
+ * Pacing keeps each account under its budget before MOCO has to say 429.
+ */
+#include "rosterd/moco.h"
+#include "rosterd/crypto.h"
+#include "rosterd/db.h"
+#include "rosterd/log.h"
+#include "rosterd/mem.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_PAGES 10000
+
+/* ---- in-process pacer: a sliding window per account ----
+ *
+ * A request occupies its slot from the moment it is granted until it
+ * completes, and is then dated by its completion time: the upstream saw it
+ * no later than that, so the window we keep is never shorter than MOCO's.
+ */
+
+struct pacer {
+    struct pacer *next;
+    char account[2 * RD_SHA256_LEN + 1];
+    pthread_mutex_t lock;
+    pthread_cond_t done; /* signalled when a request completes (CLOCK_MONOTONIC) */
+    double *slots;       /* completion times; INFINITY while in flight */
+    int limit;
+    double window;
+};
+
+static pthread_mutex_t g_pacers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pacer *g_pacers;
+
+struct rd_moco {
+    struct rd_http_client *http;
+    char *base_url;
+    char origin[256];
+    char *api_key;
+    char account[2 * RD_SHA256_LEN + 1];
+    struct pacer *pacer;
+    int limit;
+    int window_s;
+    PGconn *budget_db;
+};
+
+static struct pacer *pacer_get(const char *account)
+{
+    pthread_mutex_lock(&g_pacers_lock);
+    struct pacer *p = g_pacers;
+    while (p && strcmp(p->account, account) != 0)
+        p = p->next;
+    if (!p) {
+        p = rd_calloc(1, sizeof(*p));
+        snprintf(p->account, sizeof(p->account), "%s", account);
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&p->done, &ca);
+        pthread_condattr_destroy(&ca);
+        p->next = g_pacers;
+        g_pacers = p;
+    }
+    pthread_mutex_unlock(&g_pacers_lock);
+    return p;
+}
+
+void rd_moco_pacer_clear(void)
+{
+    pthread_mutex_lock(&g_pacers_lock);
+    struct pacer *p = g_pacers;
+    g_pacers = NULL;
+    pthread_mutex_unlock(&g_pacers_lock);
+    while (p) {
+        struct pacer *next = p->next;
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->done);
+        free(p->slots);
+        free(p);
+        p = next;
+    }
+}
+
+static void sleep_until(double t)
+{
+    double d = t - rd_http_now();
+    if (d <= 0)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - floor(d)) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/*
+ * Grants a slot (its index, for pace_done) once the window has room, waiting
+ * for completions or for the oldest request to leave the window. Fails with
+ * retry_after when the wait would pass the deadline.
+ */
+static int pace_local(struct rd_moco *m, double deadline, int *slot, struct rd_http_error *err)
+{
+    struct pacer *p = m->pacer;
+    pthread_mutex_lock(&p->lock);
+    if (p->limit != m->limit || p->window != (double)m->window_s) {
+        free(p->slots); /* a new budget starts a fresh window */
+        p->limit = m->limit;
+        p->window = (double)m->window_s;
+        p->slots = rd_malloc((size_t)p->limit * sizeof(double));
+        for (int i = 0; i < p->limit; i++)
+            p->slots[i] = -INFINITY;
+    }
+    int rc = -1;
+    for (;;) {
+        double now = rd_http_now();
+        int oldest = 0;
+        for (int i = 1; i < p->limit; i++)
+            if (p->slots[i] < p->slots[oldest])
+                oldest = i;
+        double free_at = p->slots[oldest] + p->window; /* INFINITY: all in flight */
+        if (free_at <= now) {
+            p->slots[oldest] = INFINITY;
+            *slot = oldest;
+            rc = 0;
+            break;
+        }
+        if (free_at > deadline) {
+            double wait = isinf(free_at) ? p->window : free_at - now;
+            rd_http_error_set(err, false, 0, "moco: request budget of %d per %d s used up",
+                              m->limit, m->window_s);
+            err->retry_after_s = (int)ceil(wait);
+            break;
+        }
+        double until = isinf(free_at) ? deadline : free_at;
+        struct timespec ts = {.tv_sec = (time_t)until,
+                              .tv_nsec = (long)((until - floor(until)) * 1e9)};
+        pthread_cond_timedwait(&p->done, &p->lock, &ts);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static void pace_done(struct rd_moco *m, int slot)
+{
+    struct pacer *p = m->pacer;
+    pthread_mutex_lock(&p->lock);
+    if (slot >= 0 && slot < p->limit)
+        p->slots[slot] = rd_http_now();
+    pthread_cond_broadcast(&p->done);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * The cross-instance budget: a token bucket in upstream_budget. Capacity and
+ * rate are 10% and 90% of the limit, so no window ever exceeds it
+ * (capacity + rate * window <= limit). A negative balance is a queue: each
+ * caller waits for its own token. Database trouble falls back to the
+ * in-process pacer alone rather than stopping work.
+ */
+static int pace_db(struct rd_moco *m, double deadline, struct rd_http_error *err)
+{
+    double rate = 0.9 * (double)m->limit / (double)m->window_s;
+    double cap = (double)m->limit - rate * (double)m->window_s;
+    if (cap < 1.0)
+        cap = 1.0;
+    char caps[32], rates[32], dberr[256];
+    snprintf(caps, sizeof(caps), "%.6f", cap);
+    snprintf(rates, sizeof(rates), "%.6f", rate);
+    const char *params[3] = {m->account, caps, rates};
+    PGresult *res = rd_db_exec(
+        m->budget_db,
+        "INSERT INTO upstream_budget AS b (account, tokens, updated_at) "
+        "VALUES ($1, $2::float8 - 1, clock_timestamp()) "
+        "ON CONFLICT (account) DO UPDATE SET tokens = least($2::float8, b.tokens + "
+        "extract(epoch FROM clock_timestamp() - b.updated_at)::float8 * $3::float8) - 1, "
+        "updated_at = clock_timestamp() RETURNING tokens",
+        3, params, dberr, sizeof(dberr));
+    if (!res) {
+        rd_log_warn("moco: shared request budget unavailable, pacing locally only: %s", dberr);
+        return 0;
+    }
+    double tokens = atof(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (tokens >= 0)
+        return 0;
+    double wait = -tokens / rate;
+    if (rd_http_now() + wait > deadline) {
+        const char *back[1] = {m->account};
+        if (rd_db_run(m->budget_db, "UPDATE upstream_budget SET tokens = tokens + 1 WHERE account = $1",
+                      1, back, dberr, sizeof(dberr)) != 0)
+            rd_log_warn("moco: could not return a budget token: %s", dberr);
+        rd_http_error_set(err, false, 0, "moco: shared request budget used up");
+        err->retry_after_s = (int)ceil(wait);
+        return -1;
+    }
+    rd_log_debug("moco: shared budget, waiting %.2f s", wait);
+    sleep_until(rd_http_now() + wait);
+    return 0;
+}
+
+/* ---- JSON helpers ---- */
+
+static struct json_object *jget(struct json_object *o, const char *k)
+{
+    struct json_object *v = NULL;
+    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, k, &v))
+        return v;
+    return NULL;
+}
+
+static int64_t jint(struct json_object *v)
+{
+    if (!v)
+        return 0;
+    if (json_object_is_type(v, json_type_string)) {
+        char *end;
+        const char *s = json_object_get_string(v);
+        long long n = strtoll(s, &end, 10);
+        return end != s && *end == '\0' ? (int64_t)n : 0;
+    }
+    if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
+        return json_object_get_int64(v);
+    return 0;
+}
+
+static char *jstr(struct json_object *v)
+{
+    if (!v || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return rd_strdup(json_object_get_string(v));
+}
+
+static void jcopy(struct json_object *v, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (v && json_object_is_type(v, json_type_string))
+        snprintf(out, outlen, "%s", json_object_get_string(v));
+}
+
+static void moco_errmsg(const char *body, size_t len, char *out, size_t outlen)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *root = json_tokener_parse_ex(tok, body, (int)len);
+    json_tokener_free(tok);
+    struct json_object *m = jget(root, "message");
+    if (m && json_object_is_type(m, json_type_string)) {
+        snprintf(out, outlen, "%s", json_object_get_string(m));
+    } else {
+        size_t j = 0;
+        for (size_t i = 0; i < len && j + 1 < outlen && j < 160; i++)
+            out[j++] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ';
+        out[j] = '\0';
+    }
+    json_object_put(root);
+}
+
+/* ---- lists ---- */
+
+void rd_moco_user_list_free(struct rd_moco_user_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++) {
+        free(l->items[i].email);
+        free(l->items[i].firstname);
+        free(l->items[i].lastname);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void rd_moco_presence_list_free(struct rd_moco_presence_list *l)
+{
+    if (!l)
+        return;
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+void rd_moco_schedule_list_free(struct rd_moco_schedule_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i].comment);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+static void add_user(struct json_object *it, void *list)
+{
+    struct rd_moco_user_list *l = list;
+    l->items = rd_realloc(l->items, (l->count + 1) * sizeof(*l->items));
+    struct rd_moco_user *u = &l->items[l->count++];
+    u->id = jint(jget(it, "id"));
+    u->email = jstr(jget(it, "email"));
+    u->firstname = jstr(jget(it, "firstname"));
+    u->lastname = jstr(jget(it, "lastname"));
+    struct json_object *a = jget(it, "active");
+    u->active = a ? json_object_get_boolean(a) : true;
+}
+
+static int64_t user_id_of(struct json_object *it)
+{
+    int64_t id = jint(jget(jget(it, "user"), "id"));
+    return id ? id : jint(jget(it, "user_id"));
+}
+
+static void add_presence(struct json_object *it, void *list)
+{
+    struct rd_moco_presence_list *l = list;
+    l->items = rd_realloc(l->items, (l->count + 1) * sizeof(*l->items));
+    struct rd_moco_presence *p = &l->items[l->count++];
+    p->id = jint(jget(it, "id"));
+    jcopy(jget(it, "date"), p->date, sizeof(p->date));
+    jcopy(jget(it, "from"), p->from, sizeof(p->from));
+    jcopy(jget(it, "to"), p->to, sizeof(p->to));
+    p->user_id = user_id_of(it);
+}
+
+static void add_schedule(struct json_object *it, void *list)
+{
+    struct rd_moco_schedule_list *l = list;
+    l->items = rd_realloc(l->items, (l->count + 1) * sizeof(*l->items));
+    struct rd_moco_schedule *s = &l->items[l->count++];
+    s->id = jint(jget(it, "id"));
+    jcopy(jget(it, "date"), s->date, sizeof(s->date));
+    struct json_object *am = jget(it, "am"), *pm = jget(it, "pm");
+    s->am = am ? json_object_get_boolean(am) : true;
+    s->pm = pm ? json_object_get_boolean(pm) : true;
+    s->comment = jstr(jget(it, "comment"));
+    s->absence_code = (int)jint(jget(jget(it, "assignment"), "code"));
+    if (!s->absence_code)
+        s->absence_code = (int)jint(jget(it, "absence_code"));
+    s->user_id = user_id_of(it);
+}
+
+/* ---- client ---- */
+
+struct rd_moco *rd_moco_new(struct rd_http_client *http, const char *base_url, const char *api_key)
+{
+    struct rd_moco *m = rd_calloc(1, sizeof(*m));
+    m->http = http;
+    size_t bl = strlen(base_url);
+    while (bl > 0 && base_url[bl - 1] == '/')
+        bl--;
+    m->base_url = rd_strndup(base_url, bl);
+    if (!rd_http_origin(m->base_url, m->origin, sizeof(m->origin)))
+        m->origin[0] = '\0';
+    m->api_key = rd_strdup(api_key ? api_key : "");
+    rd_log_redact_add(m->api_key); /* second line of defence; we never format it */
+    /* the account is named by a hash: the budget table and the pacer never hold the key */
+    char *id = rd_asprintf("%s\n%s", m->base_url, m->api_key);
+    uint8_t h[RD_SHA256_LEN];
+    rd_sha256(id, strlen(id), h);
+    rd_memzero(id, strlen(id));
+    free(id);
+    rd_hex_encode(h, sizeof(h), m->account);
+    m->pacer = pacer_get(m->account);
+    m->limit = 120;
+    m->window_s = 120;
+    return m;
+}
+
+void rd_moco_free(struct rd_moco *m)
+{
+    if (!m)
+        return;
+    free(m->base_url);
+    rd_memzero(m->api_key, strlen(m->api_key));
+    free(m->api_key);
+    free(m);
+}
+
+void rd_moco_set_rate(struct rd_moco *m, int limit, int window_s)
+{
+    m->limit = limit > 0 ? limit : 120;
+    m->window_s = window_s > 0 ? window_s : 120;
+}
+
+void rd_moco_set_budget_db(struct rd_moco *m, PGconn *db)
+{
+    m->budget_db = db;
+}
+
+static int moco_call(struct rd_moco *m, const char *method, const char *url, const char *log_path,
+                     const char *body, bool idempotent, double deadline,
+                     struct rd_http_response *resp, struct rd_http_error *err)
+{
+    memset(resp, 0, sizeof(*resp));
+    int slot = -1;
+    if (pace_local(m, deadline, &slot, err) != 0)
+        return -1;
+    if (m->budget_db && pace_db(m, deadline, err) != 0) {
+        pace_done(m, slot);
+        return -1;
+    }
+    char *auth = rd_asprintf("Authorization: Token token=%s", m->api_key);
+    const char *hdrs[] = {auth, "Accept: application/json", "Content-Type: application/json"};
+    const char *secrets[] = {m->api_key, NULL};
+    struct rd_http_request req = {
+        .system = "moco", .method = method, .url = url, .log_path = log_path, .headers = hdrs,
+        .nheaders = body ? 3 : 2, .body = body, .body_len = body ? strlen(body) : 0,
+        .deadline = deadline, .idempotent = idempotent, .errmsg = moco_errmsg,
+        .secrets = secrets};
+    int rc = rd_http_do(m->http, &req, resp, err);
+    pace_done(m, slot);
+    rd_memzero(auth, strlen(auth));
+    free(auth);
+    return rc;
+}
+
+static int moco_list(struct rd_moco *m, const char *first, const char *log_path, double deadline,
+                     void (*add)(struct json_object *, void *), void *list,
+                     struct rd_http_error *err)
+{
+    char *url = rd_asprintf("%s%s", m->base_url, first);
+    int rc = 0;
+    for (int page = 0; url && page < MAX_PAGES; page++) {
+        struct rd_http_response resp;
+        rc = moco_call(m, "GET", url, log_path, NULL, true, deadline, &resp, err);
+        struct json_object *root = NULL;
+        if (rc == 0) {
+            struct json_tokener *tok = json_tokener_new();
+            root = json_tokener_parse_ex(tok, resp.body.data ? resp.body.data : "", (int)resp.body.len);
+            if (json_tokener_get_error(tok) != json_tokener_success || !root ||
+                !json_object_is_type(root, json_type_array)) {
+                rd_http_error_set(err, false, (int)resp.status,
+                                  "moco GET %s: invalid JSON in the answer", log_path);
+                rc = -1;
+            }
+            json_tokener_free(tok);
+        }
+        char *next = rc == 0 ? rd_http_link_next(resp.link) : NULL;
+        rd_http_response_free(&resp);
+        for (size_t i = 0; rc == 0 && i < json_object_array_length(root); i++)
+            add(json_object_array_get_idx(root, i), list);
+        json_object_put(root);
+        free(url);
+        url = NULL;
+        if (rc != 0) {
+            free(next);
+            break;
+        }
+        char origin[256];
+        if (next && (!rd_http_origin(next, origin, sizeof(origin)) || strcmp(origin, m->origin) != 0)) {
+            rd_http_error_set(err, true, 200, "moco GET %s: next-page link leaves the account's origin",
+                              log_path);
+            free(next);
+            rc = -1;
+            break;
+        }
+        url = next;
+    }
+    free(url);
+    return rc;
+}
+
+int rd_moco_list_users(struct rd_moco *m, bool include_archived, double deadline,
+                       struct rd_moco_user_list *out, struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = moco_list(m, include_archived ? "/users?include_archived=true" : "/users", "/users",
+                       deadline, add_user, out, err);
+    if (rc != 0)
+        rd_moco_user_list_free(out);
+    return rc;
+}
+
+static char *range_query(const char *path, const char *from, const char *to, int64_t user_id)
+{
+    struct rd_buf q = {0};
+    rd_buf_puts(&q, path);
+    rd_buf_puts(&q, "?from=");
+    rd_http_urlencode(&q, from);
+    rd_buf_puts(&q, "&to=");
+    rd_http_urlencode(&q, to);
+    if (user_id > 0)
+        rd_buf_printf(&q, "&user_id=%lld", (long long)user_id);
+    return rd_buf_steal(&q);
+}
+
+int rd_moco_list_presences(struct rd_moco *m, const char *from, const char *to, int64_t user_id,
+                           double deadline, struct rd_moco_presence_list *out,
+                           struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    char *q = range_query("/users/presences", from, to, user_id);
+    int rc = moco_list(m, q, "/users/presences", deadline, add_presence, out, err);
+    free(q);
+    if (rc != 0)
+        rd_moco_presence_list_free(out);
+    return rc;
+}
+
+int rd_moco_list_schedules(struct rd_moco *m, const char *from, const char *to, int64_t user_id,
+                           double deadline, struct rd_moco_schedule_list *out,
+                           struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    char *q = range_query("/schedules", from, to, user_id);
+    int rc = moco_list(m, q, "/schedules", deadline, add_schedule, out, err);
+    free(q);
+    if (rc != 0)
+        rd_moco_schedule_list_free(out);
+    return rc;
+}
+
+int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
+                            const struct rd_audit_ctx *audit, double deadline, int64_t *id_out,
+                            struct rd_http_error *err)
+{
+    *id_out = 0;
+    struct json_object *body = json_object_new_object();
+    json_object_object_add(body, "date", json_object_new_string(s->date));
+    json_object_object_add(body, "absence_code", json_object_new_int(s->absence_code));
+    json_object_object_add(body, "user_id", json_object_new_int64(s->user_id));
+    json_object_object_add(body, "am", json_object_new_boolean(s->am));
+    json_object_object_add(body, "pm", json_object_new_boolean(s->pm));
+    if (s->comment)
+        json_object_object_add(body, "comment", json_object_new_string(s->comment));
+    char *url = rd_asprintf("%s/schedules", m->base_url);
+    struct rd_http_response resp;
+    /* not idempotent: a repeat would meet our own entry (422); the job re-reads instead */
+    int rc = moco_call(m, "POST", url, "/schedules",
+                       json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), false,
+                       deadline, &resp, err);
+    free(url);
+    if (rc == 0) {
+        struct json_object *root = json_tokener_parse(resp.body.data ? resp.body.data : "");
+        *id_out = jint(jget(root, "id"));
+        json_object_put(root);
+        if (*id_out <= 0) {
+            rd_http_error_set(err, false, (int)resp.status, "moco POST /schedules: no id in the answer");
+            rc = -1;
+        }
+    }
+    if (*id_out > 0)
+        json_object_object_add(body, "id", json_object_new_int64(*id_out));
+    (void)rd_audit_ctx_record(audit, "moco", "POST", "/schedules", body, rc == 0 ? "ok" : "failed",
+                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    rd_http_response_free(&resp);
+    json_object_put(body);
+    return rc;
+}
+
+int rd_moco_delete_schedule(struct rd_moco *m, int64_t id, const struct rd_audit_ctx *audit,
+                            double deadline, bool *gone, struct rd_http_error *err)
+{
+    *gone = false;
+    char path[64];
+    snprintf(path, sizeof(path), "/schedules/%lld", (long long)id);
+    char *url = rd_asprintf("%s%s", m->base_url, path);
+    struct rd_http_response resp;
+    int rc = moco_call(m, "DELETE", url, path, NULL, true, deadline, &resp, err);
+    free(url);
+    if (rc != 0 && resp.status == 404) {
+        *gone = true;
+        rc = 0;
+        memset(err, 0, sizeof(*err));
+    }
+    (void)rd_audit_ctx_record(audit, "moco", "DELETE", path, NULL,
+                              rc == 0 ? (*gone ? "not_found" : "ok") : "failed", (int)resp.status,
+                              rc == 0 ? NULL : err->msg);
+    rd_http_response_free(&resp);
+    return rc;
+}
