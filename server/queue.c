@@ -1,0 +1,641 @@
+/*
+ * The queue's life cycle and its dispatcher thread. The dispatcher is the only
+ * claimer of an instance: it claims as many due jobs as workers are free, in one
+ * statement (FOR UPDATE SKIP LOCKED), hands them to the workers and renews every
+ * held lease in one statement per heartbeat, so a handler's code stays linear.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "queue_internal.h"
+#include "rosterd/config.h"
+#include "rosterd/crypto.h"
+#include "rosterd/db.h"
+#include "rosterd/log.h"
+#include "rosterd/mem.h"
+#include "rosterd/queue.h"
+
+/*
+ * A job is claimable when it is due, no other job of its key runs, and no other
+ * open job of its key comes earlier in (run_at, id). Claiming also starts the
+ * attempt of every event the job covers and returns them with the job. The
+ * NOT EXISTS repeats jobs_key_open's predicate so it is one index probe per row.
+ */
+static const char CLAIM_SQL[] =
+    "WITH cand AS ("
+    "  SELECT j.id FROM jobs j"
+    "  WHERE j.state IN ('pending', 'failed') AND j.run_at <= now()"
+    "    AND NOT EXISTS (SELECT 1 FROM jobs o"
+    "      WHERE o.key = j.key AND o.state IN ('pending', 'failed', 'running') AND o.id <> j.id"
+    "        AND (o.state = 'running' OR (o.run_at, o.id) < (j.run_at, j.id)))"
+    "  ORDER BY j.run_at, j.id LIMIT $1::int"
+    "  FOR UPDATE OF j SKIP LOCKED"
+    "), claimed AS ("
+    "  UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $2,"
+    "         lease_until = now() + make_interval(secs => $3::int), started_at = now(),"
+    "         updated_at = now()"
+    "  FROM cand WHERE j.id = cand.id"
+    "  RETURNING j.id, j.kind, j.key, j.connection_id, j.subject, j.attempts, j.payload, j.run_at"
+    "), ev AS ("
+    "  UPDATE events e SET status = 'running', attempts = e.attempts + 1, updated_at = now()"
+    "  FROM job_events je JOIN claimed c ON c.id = je.job_id"
+    "  WHERE e.id = je.event_id"
+    "  RETURNING e.id, je.job_id, e.attempts, e.event_type, e.subject"
+    "), att AS ("
+    "  INSERT INTO event_attempts (event_id, job_id, attempt, instance)"
+    "  SELECT id, job_id, attempts, $2 FROM ev"
+    "), evj AS ("
+    "  SELECT job_id, json_agg(json_build_array(id, event_type, subject) ORDER BY id) AS evs"
+    "  FROM ev GROUP BY job_id"
+    ")"
+    "SELECT c.id, c.kind, c.key, coalesce(c.connection_id, 0), cn.name, c.subject, c.attempts,"
+    "       c.payload::text, evj.evs::text"
+    " FROM claimed c LEFT JOIN connections cn ON cn.id = c.connection_id"
+    " LEFT JOIN evj ON evj.job_id = c.id"
+    " ORDER BY c.run_at, c.id";
+
+static const char HEARTBEAT_SQL[] =
+    "UPDATE jobs SET lease_until = now() + make_interval(secs => $3::int)"
+    " WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2";
+
+/*
+ * Claimed jobs that never started go back as 'failed' due now ('pending' could
+ * collide with a newer pending job of the same kind and key), without counting
+ * the attempt; their unstarted attempt rows are removed.
+ */
+static const char HANDBACK_SQL[] =
+    "WITH j AS ("
+    "  UPDATE jobs SET state = 'failed', run_at = now(), attempts = attempts - 1,"
+    "         lease_owner = NULL, lease_until = NULL, updated_at = now()"
+    "  WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2"
+    "  RETURNING id"
+    "), e AS ("
+    "  UPDATE events ev SET status = 'pending', attempts = ev.attempts - 1, updated_at = now()"
+    "  FROM job_events je JOIN j ON j.id = je.job_id WHERE ev.id = je.event_id"
+    "  RETURNING ev.id, je.job_id"
+    ")"
+    "DELETE FROM event_attempts ea USING e"
+    " WHERE ea.event_id = e.id AND ea.job_id = e.job_id AND ea.finished_at IS NULL";
+
+/* ---------------------------------------------------------------- pure helpers */
+
+double rd_queue_backoff_cap(int attempt, int base_seconds)
+{
+    if (attempt < 1)
+        attempt = 1;
+    if (base_seconds < 1)
+        base_seconds = 1;
+    if (attempt > 40) /* 2^39 s is far past the cap already */
+        attempt = 40;
+    double cap = ldexp((double)base_seconds, attempt - 1);
+    return cap < RD_QUEUE_BACKOFF_CAP ? cap : RD_QUEUE_BACKOFF_CAP;
+}
+
+double rd_queue_backoff(int attempt, int base_seconds, double u)
+{
+    if (!(u >= 0.0)) /* also catches NaN */
+        u = 0.0;
+    if (u >= 1.0)
+        u = nextafter(1.0, 0.0);
+    return u * rd_queue_backoff_cap(attempt, base_seconds);
+}
+
+bool rd_queue_http_permanent(long status)
+{
+    if (status < 400 || status > 499)
+        return false;
+    return status != 408 && status != 409 && status != 425 && status != 429;
+}
+
+const char *rd_queue_state_name(int state)
+{
+    static const char *const names[RD_JOBS_NSTATES] = {"pending", "scheduled", "running",
+                                                       "failed", "dead"};
+    return state >= 0 && state < RD_JOBS_NSTATES ? names[state] : NULL;
+}
+
+char *rd_queue_key(int64_t connection_id, const char *source, const char *subject)
+{
+    return rd_asprintf("%lld:%s:%s", (long long)connection_id, source ? source : "job",
+                       subject ? subject : "*");
+}
+
+double rd_queue_uniform(void)
+{
+    uint64_t x = 0;
+    if (rd_random_bytes(&x, sizeof x) != 0)
+        x = (uint64_t)random() << 32 ^ (uint64_t)random();
+    return (double)(x >> 11) * 0x1.0p-53;
+}
+
+struct timespec rd_queue_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+struct timespec rd_queue_after_ms(long ms)
+{
+    struct timespec t = rd_queue_now();
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+bool rd_queue_past(const struct timespec *t)
+{
+    struct timespec n = rd_queue_now();
+    return n.tv_sec > t->tv_sec || (n.tv_sec == t->tv_sec && n.tv_nsec >= t->tv_nsec);
+}
+
+static const struct timespec *ts_min(const struct timespec *a, const struct timespec *b)
+{
+    if (a->tv_sec != b->tv_sec)
+        return a->tv_sec < b->tv_sec ? a : b;
+    return a->tv_nsec <= b->tv_nsec ? a : b;
+}
+
+PGresult *rd_queue_exec(PGconn *db, const char *name, const char *sql, int nparams,
+                        const char *const *params, char *err, size_t errlen)
+{
+    PGresult *res = PQexecPrepared(db, name, nparams, params, NULL, NULL, 0);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && strcmp(state, "26000") == 0) { /* not prepared on this (new) session yet */
+        PQclear(res);
+        res = PQprepare(db, name, sql, nparams, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rd_db_error(db, res, err, errlen);
+            PQclear(res);
+            return NULL;
+        }
+        PQclear(res);
+        res = PQexecPrepared(db, name, nparams, params, NULL, NULL, 0);
+    }
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        rd_db_error(db, res, err, errlen);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+bool rd_queue_db_ok(PGconn *db, bool async_commit)
+{
+    if (PQstatus(db) == CONNECTION_OK)
+        return true;
+    PQreset(db);
+    if (PQstatus(db) != CONNECTION_OK)
+        return false;
+    if (async_commit)
+        PQclear(PQexec(db, "SET synchronous_commit = off"));
+    return true;
+}
+
+/* ---------------------------------------------------------------- state counts */
+
+int rd_queue_count_states(PGconn *db, int64_t counts[RD_JOBS_NSTATES], char *err, size_t errlen)
+{
+    PGresult *res = rd_db_exec(
+        db,
+        "SELECT count(*) FILTER (WHERE state = 'pending' AND run_at <= now()),"
+        "       count(*) FILTER (WHERE state = 'pending' AND run_at > now()),"
+        "       count(*) FILTER (WHERE state = 'running'),"
+        "       count(*) FILTER (WHERE state = 'failed'),"
+        "       count(*) FILTER (WHERE state = 'dead') FROM jobs",
+        0, NULL, err, errlen);
+    if (!res)
+        return -1;
+    for (int i = 0; i < RD_JOBS_NSTATES; i++)
+        counts[i] = strtoll(PQgetvalue(res, 0, i), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- scheduling API */
+
+int rd_queue_schedule(PGconn *db, const struct rd_job_spec *spec, int64_t *job_id, char *err,
+                      size_t errlen)
+{
+    *job_id = 0;
+    if (!spec->kind || !*spec->kind) {
+        snprintf(err, errlen, "job kind is required");
+        return -1;
+    }
+    char conn[24];
+    snprintf(conn, sizeof conn, "%lld", (long long)spec->connection_id);
+    char *key = spec->key ? rd_strdup(spec->key)
+                          : rd_queue_key(spec->connection_id, "job", spec->unique_key);
+    const char *params[7] = {spec->kind, key, spec->connection_id ? conn : NULL, spec->subject,
+                             spec->run_at, spec->unique_key, spec->payload_json};
+    /* A dead job under the same unique key is revived: the caller decided it is wanted again. */
+    PGresult *res = rd_db_exec(
+        db,
+        "INSERT INTO jobs (kind, key, connection_id, subject, run_at, unique_key, payload)"
+        " VALUES ($1, $2, $3::bigint, $4, coalesce($5::timestamptz, now()), $6, $7::jsonb)"
+        " ON CONFLICT (unique_key) DO UPDATE SET run_at = excluded.run_at,"
+        "   payload = excluded.payload, kind = excluded.kind, key = excluded.key,"
+        "   state = CASE WHEN jobs.state = 'dead' THEN 'pending' ELSE jobs.state END,"
+        "   attempts = CASE WHEN jobs.state = 'dead' THEN 0 ELSE jobs.attempts END,"
+        "   updated_at = now()"
+        "   WHERE jobs.state <> 'running'"
+        " RETURNING id",
+        7, params, err, errlen);
+    free(key);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 1)
+        *job_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int rd_queue_cancel(PGconn *db, const char *unique_key, int *cancelled, char *err, size_t errlen)
+{
+    const char *params[1] = {unique_key};
+    *cancelled = 0;
+    PGresult *res = rd_db_exec(db,
+                               "DELETE FROM jobs WHERE unique_key = $1 AND state <> 'running'"
+                               " RETURNING id",
+                               1, params, err, errlen);
+    if (!res)
+        return -1;
+    *cancelled = PQntuples(res);
+    PQclear(res);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- claimed jobs */
+
+void rd_queue_claimed_free(struct rd_claimed_job *job)
+{
+    if (!job)
+        return;
+    for (size_t i = 0; i < job->nevents; i++) {
+        free(job->events[i].event_type);
+        free(job->events[i].subject);
+    }
+    free(job->events);
+    free(job->kind);
+    free(job->key);
+    free(job->conn_name);
+    free(job->subject);
+    free(job->payload);
+    free(job);
+}
+
+static char *opt_value(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : rd_strdup(PQgetvalue(res, row, col));
+}
+
+/* The events column is [[id, event_type, subject], …] as built by CLAIM_SQL. */
+static void parse_events(struct rd_claimed_job *job, const char *text)
+{
+    struct json_object *arr = text ? json_tokener_parse(text) : NULL;
+    if (!arr || !json_object_is_type(arr, json_type_array)) {
+        json_object_put(arr);
+        return;
+    }
+    size_t n = json_object_array_length(arr);
+    job->events = rd_calloc(n ? n : 1, sizeof *job->events);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *row = json_object_array_get_idx(arr, i);
+        struct json_object *sub = json_object_array_get_idx(row, 2);
+        struct rd_job_event *ev = &job->events[job->nevents++];
+        ev->id = json_object_get_int64(json_object_array_get_idx(row, 0));
+        ev->event_type = rd_strdup(json_object_get_string(json_object_array_get_idx(row, 1)));
+        ev->subject = sub && !json_object_is_type(sub, json_type_null)
+                          ? rd_strdup(json_object_get_string(sub))
+                          : NULL;
+    }
+    json_object_put(arr);
+}
+
+/* Claims up to max jobs into out; returns the count, -1 on a database error. */
+static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
+{
+    char err[512];
+    if (!rd_queue_db_ok(q->dispatch_db, true)) {
+        rd_log_warn("queue: claim connection lost: %s", PQerrorMessage(q->dispatch_db));
+        return -1;
+    }
+    char nbuf[16], lease[16];
+    snprintf(nbuf, sizeof nbuf, "%d", max);
+    snprintf(lease, sizeof lease, "%d", RD_QUEUE_LEASE_SECONDS);
+    const char *params[3] = {nbuf, q->instance, lease};
+    struct timespec t0 = rd_queue_now();
+    PGresult *res = rd_queue_exec(q->dispatch_db, "rd_claim", CLAIM_SQL, 3, params, err, sizeof err);
+    if (!res) {
+        rd_log_warn("queue: claim failed: %s", err);
+        return -1;
+    }
+    int n = PQntuples(res);
+    if (rd_log_enabled(RD_LOG_DEBUG)) { /* the benchmark reads these */
+        struct timespec t1 = rd_queue_now();
+        rd_log_debug("queue: claimed %d of %d in %.3f ms", n, max,
+                     (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    for (int i = 0; i < n && i < max; i++) {
+        struct rd_claimed_job *job = rd_calloc(1, sizeof *job);
+        job->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        job->kind = rd_strdup(PQgetvalue(res, i, 1));
+        job->key = rd_strdup(PQgetvalue(res, i, 2));
+        job->connection_id = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        job->conn_name = opt_value(res, i, 4);
+        job->subject = opt_value(res, i, 5);
+        job->attempts = atoi(PQgetvalue(res, i, 6));
+        job->payload = opt_value(res, i, 7);
+        parse_events(job, PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8));
+        out[i] = job;
+    }
+    PQclear(res);
+    return n < max ? n : max;
+}
+
+/* '{1,2,3}' for a bigint[] parameter. */
+static char *id_array(const int64_t *ids, size_t n)
+{
+    struct rd_buf b = {0};
+    rd_buf_putc(&b, '{');
+    for (size_t i = 0; i < n; i++)
+        rd_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+    rd_buf_putc(&b, '}');
+    return rd_buf_steal(&b);
+}
+
+static void heartbeat(struct rd_queue *q, const int64_t *ids, size_t n)
+{
+    if (n == 0)
+        return;
+    char err[512], lease[16];
+    if (!rd_queue_db_ok(q->dispatch_db, true)) {
+        rd_log_warn("queue: heartbeat connection lost: %s", PQerrorMessage(q->dispatch_db));
+        return;
+    }
+    char *arr = id_array(ids, n);
+    snprintf(lease, sizeof lease, "%d", RD_QUEUE_LEASE_SECONDS);
+    const char *params[3] = {arr, q->instance, lease};
+    PGresult *res = rd_queue_exec(q->dispatch_db, "rd_heartbeat", HEARTBEAT_SQL, 3, params, err,
+                                  sizeof err);
+    if (!res)
+        rd_log_warn("queue: lease renewal failed: %s", err);
+    PQclear(res);
+    free(arr);
+}
+
+static void hand_back(struct rd_queue *q)
+{
+    if (q->nready == 0)
+        return;
+    int64_t *ids = rd_calloc(q->nready, sizeof *ids);
+    for (size_t i = 0; i < q->nready; i++)
+        ids[i] = q->ready[i]->id;
+    char *arr = id_array(ids, q->nready);
+    const char *params[2] = {arr, q->instance};
+    char err[512];
+    if (!rd_queue_db_ok(q->dispatch_db, true) ||
+        rd_db_run(q->dispatch_db, HANDBACK_SQL, 2, params, err, sizeof err) != 0)
+        rd_log_warn("queue: handing back %zu jobs failed, their leases lapse instead",
+                    q->nready);
+    else
+        rd_log_info("queue: handed back %zu unstarted jobs", q->nready);
+    for (size_t i = 0; i < q->nready; i++)
+        rd_queue_claimed_free(q->ready[i]);
+    q->nready = 0;
+    free(arr);
+    free(ids);
+}
+
+/* Runs one claim for `free_slots` workers and queues the result; called without the lock. */
+static void claim_round(struct rd_queue *q, int free_slots)
+{
+    struct rd_claimed_job **got = rd_calloc((size_t)free_slots, sizeof *got);
+    int n = claim(q, free_slots, got);
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < n; i++) {
+        q->ready[q->nready++] = got[i];
+        q->held[q->nheld++] = got[i]->id;
+    }
+    /* A full batch suggests more is due: claim again as soon as a worker frees up. */
+    if (n == free_slots)
+        q->wake = true;
+    if (n > 0)
+        pthread_cond_broadcast(&q->work_cv);
+    pthread_mutex_unlock(&q->mu);
+    free(got);
+}
+
+static void *dispatcher_main(void *arg)
+{
+    struct rd_queue *q = arg;
+    struct timespec next_poll = rd_queue_now();
+    struct timespec next_hb = rd_queue_after_ms(RD_QUEUE_HEARTBEAT_SECONDS * 1000L);
+    int64_t *ids = rd_calloc((size_t)q->nworkers, sizeof *ids);
+    pthread_mutex_lock(&q->mu);
+    while (!q->dispatcher_exit) {
+        int free_slots = q->closing ? 0 : q->nworkers - q->busy - (int)q->nready;
+        bool do_claim = free_slots > 0 && (q->wake || rd_queue_past(&next_poll));
+        bool do_hb = rd_queue_past(&next_hb);
+        if (!do_claim && !do_hb) {
+            const struct timespec *until = free_slots > 0 ? ts_min(&next_poll, &next_hb) : &next_hb;
+            pthread_cond_timedwait(&q->dispatch_cv, &q->mu, until);
+            continue;
+        }
+        size_t nids = 0;
+        if (do_hb)
+            for (; nids < q->nheld; nids++)
+                ids[nids] = q->held[nids];
+        if (do_claim)
+            q->wake = false;
+        pthread_mutex_unlock(&q->mu);
+        if (do_hb) {
+            heartbeat(q, ids, nids);
+            next_hb = rd_queue_after_ms(RD_QUEUE_HEARTBEAT_SECONDS * 1000L);
+        }
+        if (do_claim) {
+            claim_round(q, free_slots);
+            next_poll = rd_queue_after_ms(RD_QUEUE_POLL_MS);
+        }
+        pthread_mutex_lock(&q->mu);
+    }
+    hand_back(q);
+    pthread_mutex_unlock(&q->mu);
+    free(ids);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+static void queue_free(struct rd_queue *q)
+{
+    if (!q)
+        return;
+    for (int i = 0; q->worker_db && i < q->nworkers; i++)
+        if (q->worker_db[i])
+            PQfinish(q->worker_db[i]);
+    if (q->dispatch_db)
+        PQfinish(q->dispatch_db);
+    if (q->sched_db)
+        PQfinish(q->sched_db);
+    for (size_t i = 0; i < q->nready; i++)
+        rd_queue_claimed_free(q->ready[i]);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->dispatch_cv);
+    pthread_cond_destroy(&q->work_cv);
+    pthread_cond_destroy(&q->sched_cv);
+    rd_memzero(q->key, sizeof q->key);
+    free(q->worker_db);
+    free(q->worker_threads);
+    free(q->ready);
+    free(q->held);
+    free(q->instance);
+    free(q->db_url);
+    free(q);
+}
+
+static void init_sync(struct rd_queue *q)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->dispatch_cv, &ca);
+    pthread_cond_init(&q->work_cv, &ca);
+    pthread_cond_init(&q->sched_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/*
+ * Claims, lease renewals and reaping need not wait for their WAL flush: if
+ * Postgres crashes before it, the claim is simply undone and the job runs again
+ * (handlers are idempotent), and every worker's synchronous commit of an outcome
+ * flushes the claim before it anyway. This halves the fsyncs per job.
+ */
+static int connect_async(PGconn **db, const char *url, const char *app, char *err, size_t errlen)
+{
+    *db = rd_db_connect(url, app, err, errlen);
+    if (!*db)
+        return -1;
+    return rd_db_run(*db, "SET synchronous_commit = off", 0, NULL, err, errlen);
+}
+
+static int connect_all(struct rd_queue *q, char *err, size_t errlen)
+{
+    if (connect_async(&q->dispatch_db, q->db_url, "rosterd-dispatcher", err, errlen) != 0 ||
+        connect_async(&q->sched_db, q->db_url, "rosterd-scheduler", err, errlen) != 0)
+        return -1;
+    for (int i = 0; i < q->nworkers; i++) {
+        q->worker_db[i] = rd_db_connect(q->db_url, "rosterd-worker", err, errlen);
+        if (!q->worker_db[i])
+            return -1;
+    }
+    return 0;
+}
+
+static int start_threads(struct rd_queue *q, struct rd_queue_worker_arg *args, char *err,
+                         size_t errlen)
+{
+    int rc;
+    for (int i = 0; i < q->nworkers; i++) {
+        args[i].q = q;
+        args[i].index = i;
+        rc = pthread_create(&q->worker_threads[i], NULL, rd_queue_worker_main, &args[i]);
+        if (rc != 0)
+            goto fail;
+        q->nworker_threads++;
+    }
+    rc = pthread_create(&q->dispatcher, NULL, dispatcher_main, q);
+    if (rc != 0)
+        goto fail;
+    q->dispatcher_started = true;
+    rc = pthread_create(&q->scheduler, NULL, rd_queue_scheduler_main, q);
+    if (rc != 0)
+        goto fail;
+    q->scheduler_started = true;
+    return 0;
+fail:
+    snprintf(err, errlen, "cannot start queue threads: %s", strerror(rc));
+    return -1;
+}
+
+/* The worker args live with the queue; kept here so queue_internal.h stays about the queue. */
+struct queue_box {
+    struct rd_queue q;
+    struct rd_queue_worker_arg args[];
+};
+
+struct rd_queue *rd_queue_start(const struct rd_config *cfg, const uint8_t key[32],
+                                const char *instance_name, char *err, size_t errlen)
+{
+    int n = cfg->workers > 0 ? cfg->workers : 1;
+    struct queue_box *box = rd_calloc(1, sizeof *box + (size_t)n * sizeof box->args[0]);
+    struct rd_queue *q = &box->q;
+    q->nworkers = n;
+    q->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 12;
+    q->retry_base = cfg->retry_base_seconds > 0 ? cfg->retry_base_seconds : 2;
+    q->instance = rd_strdup(instance_name && *instance_name ? instance_name : "rosterd");
+    q->db_url = rd_strdup(cfg->database_url ? cfg->database_url : "postgresql:///rosterd");
+    memcpy(q->key, key, RD_SECRET_KEY_LEN);
+    q->worker_db = rd_calloc((size_t)n, sizeof *q->worker_db);
+    q->worker_threads = rd_calloc((size_t)n, sizeof *q->worker_threads);
+    q->ready = rd_calloc((size_t)n, sizeof *q->ready);
+    q->held = rd_calloc((size_t)n, sizeof *q->held);
+    q->wake = true;
+    atomic_init(&q->stopping, false);
+    init_sync(q);
+    if (connect_all(q, err, errlen) != 0 || start_threads(q, box->args, err, errlen) != 0) {
+        rd_queue_stop(q);
+        return NULL;
+    }
+    rd_log_info("queue: started %d workers as %s", n, q->instance);
+    return q;
+}
+
+void rd_queue_wake(struct rd_queue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->wake = true;
+    pthread_cond_signal(&q->dispatch_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void rd_queue_stop(struct rd_queue *q)
+{
+    if (!q)
+        return;
+    /* Workers first, while the dispatcher still renews the leases of running jobs. */
+    pthread_mutex_lock(&q->mu);
+    q->closing = true;
+    atomic_store(&q->stopping, true);
+    pthread_cond_broadcast(&q->work_cv);
+    pthread_cond_broadcast(&q->dispatch_cv);
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->nworker_threads; i++)
+        pthread_join(q->worker_threads[i], NULL);
+    pthread_mutex_lock(&q->mu);
+    q->dispatcher_exit = true;
+    q->scheduler_exit = true;
+    pthread_cond_broadcast(&q->dispatch_cv);
+    pthread_cond_broadcast(&q->sched_cv);
+    pthread_mutex_unlock(&q->mu);
+    if (q->dispatcher_started)
+        pthread_join(q->dispatcher, NULL);
+    if (q->scheduler_started)
+        pthread_join(q->scheduler, NULL);
+    if (q->nworker_threads > 0)
+        rd_log_info("queue: stopped");
+    queue_free(q);
+}

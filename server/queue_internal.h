@@ -1,0 +1,101 @@
+/*
+ * What queue.c (start/stop, dispatcher), worker.c and scheduler.c share: the queue
+ * object, claimed jobs and the hand-off between the dispatcher and the workers.
+ * Private to the queue module.
+ */
+#ifndef ROSTERD_QUEUE_INTERNAL_H
+#define ROSTERD_QUEUE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "rosterd/crypto.h"
+#include "rosterd/handler.h"
+
+/* A job as the claim returned it; owned by whoever holds it (ready list, then a worker). */
+struct rd_claimed_job {
+    int64_t id;
+    int64_t connection_id; /* 0 when none */
+    char *kind;
+    char *key;
+    char *conn_name;       /* NULL when none */
+    char *subject;         /* NULL when none */
+    char *payload;         /* JSON text or NULL */
+    int attempts;          /* this attempt's number (the claim incremented it) */
+    struct rd_job_event *events;
+    size_t nevents;
+};
+
+struct rd_queue {
+    int nworkers;
+    int max_attempts;
+    int retry_base;
+    char *instance;
+    char *db_url;
+    uint8_t key[RD_SECRET_KEY_LEN];
+
+    PGconn **worker_db;    /* one per worker */
+    PGconn *dispatch_db;
+    PGconn *sched_db;
+
+    pthread_mutex_t mu;    /* guards everything below */
+    pthread_cond_t dispatch_cv;
+    pthread_cond_t work_cv;
+    pthread_cond_t sched_cv;
+    bool wake;             /* work may be due: claim at the next chance */
+    bool closing;          /* stop: no claims, workers exit when idle */
+    bool dispatcher_exit;  /* after the workers are joined */
+    bool scheduler_exit;
+    struct rd_claimed_job **ready; /* FIFO of claimed, not started jobs (cap nworkers) */
+    size_t nready;
+    int busy;              /* workers inside a job */
+    int64_t *held;         /* ids whose lease this instance renews (cap nworkers) */
+    size_t nheld;
+
+    atomic_bool stopping;  /* handlers see it through rd_job_ctx.stopping */
+
+    pthread_t *worker_threads;
+    int nworker_threads;
+    pthread_t dispatcher;
+    bool dispatcher_started;
+    pthread_t scheduler;
+    bool scheduler_started;
+};
+
+struct rd_queue_worker_arg {
+    struct rd_queue *q;
+    int index;
+};
+
+void *rd_queue_worker_main(void *arg);
+void *rd_queue_scheduler_main(void *arg);
+
+void rd_queue_claimed_free(struct rd_claimed_job *job);
+
+/* Monotonic clock helpers for pthread_cond_timedwait on CLOCK_MONOTONIC condvars. */
+struct timespec rd_queue_now(void);
+struct timespec rd_queue_after_ms(long ms);
+bool rd_queue_past(const struct timespec *t);
+
+/*
+ * Makes sure db is usable, resetting it once if the connection broke; a reset
+ * connection of the dispatcher or scheduler gets synchronous_commit = off again.
+ */
+bool rd_queue_db_ok(PGconn *db, bool async_commit);
+
+/*
+ * rd_db_exec for the hot statements: runs the statement prepared under name,
+ * preparing it first on a session that lacks it (a new or reset connection).
+ */
+PGresult *rd_queue_exec(PGconn *db, const char *name, const char *sql, int nparams,
+                        const char *const *params, char *err, size_t errlen);
+
+/* A uniform draw in [0, 1) from the OpenSSL generator (thread-safe). */
+double rd_queue_uniform(void);
+
+#endif
