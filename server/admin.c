@@ -7,6 +7,7 @@
 #include "rosterd/admin.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,15 @@ struct rd_admin {
     struct evhttp *http;
     pthread_t thread;
     PGconn *db;
+    _Atomic(bool (*)(void *)) probe;
+    void *_Atomic probe_arg;
 };
+
+void rd_admin_set_ready_probe(struct rd_admin *a, bool (*probe)(void *arg), void *arg)
+{
+    atomic_store(&a->probe_arg, arg);
+    atomic_store(&a->probe, probe);
+}
 
 /* A usable connection, re-established when the last one broke. NULL with err set. */
 PGconn *rd_admin_db(struct rd_admin *a, char *err, size_t errlen)
@@ -106,6 +115,12 @@ static void on_readyz(struct rd_admin *a, struct evhttp_request *req)
                  "{\"status\":\"not ready\",\"reason\":\"schema at version %d, needs %d\"}",
                  version, rd_migrate_latest());
         rd_admin_send_json(req, 503, body);
+        return;
+    }
+    bool (*probe)(void *) = atomic_load(&a->probe);
+    if (probe && !probe(atomic_load(&a->probe_arg))) {
+        rd_admin_send_json(req, 503,
+                           "{\"status\":\"not ready\",\"reason\":\"intake not connected yet\"}");
         return;
     }
     rd_admin_send_json(req, 200, "{\"status\":\"ready\"}");

@@ -284,114 +284,17 @@ struct json_object *rd_cli_json_int(const PGresult *res, int row, int col)
     return v ? json_object_new_int64(strtoll(v, NULL, 10)) : NULL;
 }
 
-/* Reads exactly n digits at *p into *out and advances *p. */
-static bool take_digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*p)[i];
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-/* YYYY-MM-DD[(T| )HH:MM[:SS[.frac]]][Z|±HH[:MM]] with real field ranges. */
-static bool valid_iso(const char *s)
-{
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec;
-    const char *p = s;
-    if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
-        !take_digits(&p, 2, &d))
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
-        return false;
-    if (*p == '\0')
-        return true;
-    if ((*p != 'T' && *p != 't' && *p != ' ') || (p++, !take_digits(&p, 2, &h)) || *p++ != ':' ||
-        !take_digits(&p, 2, &mi) || h > 23 || mi > 59)
-        return false;
-    if (*p == ':') {
-        p++;
-        if (!take_digits(&p, 2, &sec) || sec > 60)
-            return false;
-        if (*p == '.' || *p == ',') {
-            p++;
-            if (*p < '0' || *p > '9')
-                return false;
-            while (*p >= '0' && *p <= '9')
-                p++;
-        }
-    }
-    if (*p == 'Z' || *p == 'z')
-        return p[1] == '\0';
-    if (*p == '+' || *p == '-') {
-        p++;
-        if (!take_digits(&p, 2, &h) || h > 14)
-            return false;
-        if (*p == ':')
-            p++;
-        if (*p != '\0' && (!take_digits(&p, 2, &mi) || mi > 59))
-            return false;
-    }
-    return *p == '\0';
-}
-
-bool rd_cli_parse_since(const char *s, char iso[64], char secs[24])
-{
-    iso[0] = secs[0] = '\0';
-    if (!s || !*s)
-        return false;
-    size_t n = strlen(s);
-    if (n < 64 && valid_iso(s)) {
-        memcpy(iso, s, n + 1);
-        return true;
-    }
-    static const struct {
-        char unit;
-        int64_t secs;
-    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
-    char num[24];
-    if (n < 2 || n > sizeof num)
-        return false;
-    memcpy(num, s, n - 1);
-    num[n - 1] = '\0';
-    int64_t v = 0;
-    /* Up to 100 years back is plenty and keeps the product far from overflow. */
-    if (!rd_cli_parse_int(num, 0, 36500LL * 86400, &v) || num[0] == '-')
-        return false;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (s[n - 1] == units[i].unit) {
-            int64_t total = v * units[i].secs;
-            if (total > 36500LL * 86400)
-                return false;
-            snprintf(secs, 24, "%lld", (long long)total);
-            return true;
-        }
-    }
-    return false;
-}
-
 int rd_cli_check_connection(PGconn *db, const char *name)
 {
     char err[512];
     if (!name)
         return RD_CLI_OK;
-    const char *params[1] = {name};
-    PGresult *res =
-        rd_db_exec(db, "SELECT 1 FROM connections WHERE name = $1", 1, params, err, sizeof err);
-    if (!res) {
+    int found = rd_events_connection_exists(db, name, err, sizeof err);
+    if (found < 0) {
         rd_cli_error("cannot read connections: %s", err);
         return RD_CLI_FAIL;
     }
-    int n = PQntuples(res);
-    PQclear(res);
-    if (n == 0) {
+    if (!found) {
         rd_cli_error("connection \"%s\" not found", name);
         return RD_CLI_FAIL;
     }

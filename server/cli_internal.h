@@ -16,6 +16,7 @@
 
 #include "rosterd/config.h"
 #include "rosterd/crypto.h"
+#include "rosterd/events.h"
 
 struct json_object;
 
@@ -116,39 +117,7 @@ const char *rd_cli_value(const PGresult *res, int row, int col);
  * A timestamptz column rendered as ISO 8601 UTC with a Z ("2026-01-31T12:00:00Z"),
  * for the SELECT list: RD_CLI_SQL_ISO("e.received_at").
  */
-#define RD_CLI_SQL_ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-/*
- * --since values: a duration back from now (90s, 30m, 24h, 7d, 2w) into secs
- * (decimal seconds), or an ISO 8601 date or time (offset optional, UTC when
- * absent) copied into iso. The unused one is set to "". false when malformed.
- */
-bool rd_cli_parse_since(const char *s, char iso[64], char secs[24]);
-
-/* Event filters shared by events list, count and replay (cli_events.c). */
-struct rd_cli_event_filter {
-    const char *connection; /* option values as given; NULL when unset */
-    const char *source;
-    const char *status;
-    const char *since;
-    char since_iso[64]; /* set by rd_cli_event_filter_check */
-    char since_secs[24];
-};
-
-/* Checks the values; prints a usage error and returns RD_CLI_USAGE, else RD_CLI_OK. */
-int rd_cli_event_filter_check(struct rd_cli *cli, struct rd_cli_event_filter *f);
-
-/*
- * Fills params[0..4] for RD_CLI_EVENTS_WHERE (borrowed from f). Use with
- * FROM events e JOIN connections c ON c.id = e.connection_id.
- */
-void rd_cli_event_filter_params(const struct rd_cli_event_filter *f, const char *params[5]);
-#define RD_CLI_EVENTS_WHERE                                                                      \
-    " WHERE ($1::text IS NULL OR c.name = $1::text)"                                              \
-    " AND ($2::text IS NULL OR e.source = $2::text)"                                              \
-    " AND ($3::text IS NULL OR e.status = $3::text)"                                              \
-    " AND ($4::timestamptz IS NULL OR e.received_at >= $4::timestamptz)"                          \
-    " AND ($5::bigint IS NULL OR e.received_at >= now() - $5::bigint * interval '1 second')"
+#define RD_CLI_SQL_ISO(col) RD_SQL_ISO(col)
 
 /* RD_CLI_FAIL with `connection "x" not found` when name is set and unknown, else RD_CLI_OK. */
 int rd_cli_check_connection(PGconn *db, const char *name);

@@ -80,7 +80,7 @@ int rd_cli_events_replay(struct rd_cli *cli, int argc, char **argv)
         return rd_cli_usage_error(cli, "give event IDs or --status dead|failed");
     if (f.status && strcmp(f.status, "dead") != 0 && strcmp(f.status, "failed") != 0)
         return rd_cli_usage_error(cli, "--status: expected dead or failed");
-    if (f.since && !rd_cli_parse_since(f.since, iso, secs))
+    if (f.since && !rd_events_parse_since(f.since, iso, secs))
         return rd_cli_usage_error(
             cli, "--since: expected a duration such as 30m, 24h or 7d, or an ISO 8601 time");
     int64_t *ids = calloc(npos ? npos : 1, sizeof *ids);

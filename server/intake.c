@@ -9,6 +9,7 @@
 #include "rosterd/intake.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ struct rd_intake {
     struct cache_entry *cache;
     size_t ncache;
     bool cache_loaded;
+    atomic_bool ready; /* read by the admin thread */
     struct event *refresh;
     rd_intake_commit_cb on_commit;
     void *on_commit_arg;
@@ -249,13 +251,20 @@ static void on_connections(PGresult *res, void *arg)
     if (!in->cache_loaded)
         rd_log_info("intake knows %zu connection(s)", n);
     in->cache_loaded = true;
+    atomic_store(&in->ready, rd_idb_ready(in->db));
 }
 
 static void on_refresh(evutil_socket_t fd, short what, void *arg)
 {
     struct rd_intake *in = arg;
     (void)fd, (void)what;
+    atomic_store(&in->ready, in->cache_loaded && rd_idb_ready(in->db));
     rd_idb_request_connections(in->db);
+}
+
+bool rd_intake_ready(const struct rd_intake *in)
+{
+    return in && atomic_load(&((struct rd_intake *)in)->ready);
 }
 
 /* ---- request parsing -------------------------------------------------------- */

@@ -23,6 +23,7 @@
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 #include "rosterd/migrate.h"
+#include "rosterd/queue.h"
 
 #define DRAIN_TIMEOUT_S 15
 
@@ -36,6 +37,7 @@ struct daemon {
     struct event_base *base;
     struct rd_intake *intake;
     struct rd_admin *admin;
+    struct rd_queue *queue;
     struct event *sigterm, *sigint, *sighup;
     bool stopping;
 };
@@ -177,16 +179,38 @@ static int parse_args(int argc, char **argv, const char **conf, enum role *role)
     return 0;
 }
 
+/* The intake's commit callback: new jobs exist, wake the local dispatcher. */
+static void on_commit(void *arg)
+{
+    rd_queue_wake(arg);
+}
+
+static bool intake_ready(void *arg)
+{
+    return rd_intake_ready(arg);
+}
+
 static int start(struct daemon *d, const char *admin_token)
 {
     char err[512];
     d->admin = rd_admin_start(&d->cfg, admin_token, err, sizeof(err));
     if (!d->admin)
         goto fail;
+    if (d->role != ROLE_INGEST) {
+        char instance[128], host[64] = "localhost";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(instance, sizeof(instance), "%s:%d", host, (int)getpid());
+        d->queue = rd_queue_start(&d->cfg, d->key, instance, err, sizeof(err));
+        if (!d->queue)
+            goto fail;
+    }
     if (d->role != ROLE_WORKER) {
         d->intake = rd_intake_new(d->base, &d->cfg, d->key, err, sizeof(err));
         if (!d->intake)
             goto fail;
+        if (d->queue)
+            rd_intake_on_commit(d->intake, on_commit, d->queue);
+        rd_admin_set_ready_probe(d->admin, intake_ready, d->intake);
     }
     return 0;
 fail:
@@ -247,8 +271,10 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
-    rd_intake_free(d.intake);
+    /* Admin first: its ready probe reads the intake. */
     rd_admin_stop(d.admin);
+    rd_intake_free(d.intake);
+    rd_queue_stop(d.queue);
     if (d.sigterm)
         event_free(d.sigterm);
     if (d.sigint)

@@ -35,6 +35,7 @@ struct rd_queue {
     int nworkers;
     int max_attempts;
     int retry_base;
+    int event_retention_days; /* finished events older than this are deleted */
     char *instance;
     char *db_url;
     uint8_t key[RD_SECRET_KEY_LEN];

@@ -4,7 +4,6 @@
  * log (earlier rows stay), and routes them again through rd_jobs_for_events,
  * the same function the intake trigger uses, all in one transaction.
  */
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +11,11 @@
 #include <json-c/json.h>
 
 #include "rosterd/db.h"
+#include "rosterd/events.h"
 #include "rosterd/mem.h"
 #include "rosterd/replay.h"
 
-#define ISO_UTC(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define ISO_UTC(col) RD_SQL_ISO(col)
 
 /* $1: the event ids to replay, already locked by the caller's transaction. */
 static const char *const REPLAY_STEPS[] = {
@@ -173,42 +173,6 @@ out:
     return rc;
 }
 
-/* "90s", "30m", "24h", "7d" → "90 seconds" …; NULL when s is not of that form. */
-static char *relative_interval(const char *s)
-{
-    regex_t re;
-    if (regcomp(&re, "^[0-9]{1,9}[smhd]$", REG_EXTENDED | REG_NOSUB) != 0)
-        return NULL;
-    bool m = regexec(&re, s, 0, NULL, 0) == 0;
-    regfree(&re);
-    if (!m)
-        return NULL;
-    size_t len = strlen(s);
-    const char *unit = s[len - 1] == 's' ? "seconds"
-                       : s[len - 1] == 'm' ? "minutes"
-                       : s[len - 1] == 'h' ? "hours"
-                                           : "days";
-    return rd_asprintf("%.*s %s", (int)(len - 1), s, unit);
-}
-
-/* Checks that text casts to timestamptz; a bad value is the caller's mistake. */
-static int check_time(PGconn *db, const char *text, char *err, size_t errlen)
-{
-    const char *params[1] = {text};
-    PGresult *res = PQexecParams(db, "SELECT $1::timestamptz", 1, NULL, params, NULL, NULL, 0);
-    int rc = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        rc = state && !strncmp(state, "22", 2) ? RD_REPLAY_EINVAL : -1;
-        if (rc == RD_REPLAY_EINVAL)
-            snprintf(err, errlen, "--since: expected 24h, 7d, 30m, 90s or an ISO 8601 time");
-        else
-            rd_db_error(db, res, err, errlen);
-    }
-    PQclear(res);
-    return rc;
-}
-
 /* Resolves a connection name to its id text in out; RD_REPLAY_EINVAL when unknown. */
 static int connection_id(PGconn *db, const char *name, char out[24], char *err, size_t errlen)
 {
@@ -231,7 +195,7 @@ static int connection_id(PGconn *db, const char *name, char out[24], char *err, 
 static const char FILTER_SQL[] =
     "SELECT e.id FROM events e WHERE e.status = $1"
     " AND ($2::bigint IS NULL OR e.connection_id = $2::bigint)"
-    " AND ($3::interval IS NULL OR e.received_at >= now() - $3::interval)"
+    " AND ($3::bigint IS NULL OR e.received_at >= now() - $3::bigint * interval '1 second')"
     " AND ($4::timestamptz IS NULL OR e.received_at >= $4::timestamptz)";
 
 int rd_replay_filtered(PGconn *db, const struct rd_replay_filter *f, bool dry_run,
@@ -242,19 +206,19 @@ int rd_replay_filtered(PGconn *db, const struct rd_replay_filter *f, bool dry_ru
         snprintf(err, errlen, "--status must be dead or failed");
         return RD_REPLAY_EINVAL;
     }
-    char conn[24] = "";
-    char *interval = f->since ? relative_interval(f->since) : NULL;
-    const char *abs_time = f->since && !interval ? f->since : NULL;
+    char conn[24] = "", iso[64] = "", secs[24] = "";
+    if (f->since && !rd_events_parse_since(f->since, iso, secs)) {
+        snprintf(err, errlen,
+                 "--since: expected a duration such as 30m, 24h or 7d, or an ISO 8601 time");
+        return RD_REPLAY_EINVAL;
+    }
     int rc = 0;
     if (f->connection)
         rc = connection_id(db, f->connection, conn, err, errlen);
-    if (rc == 0 && abs_time)
-        rc = check_time(db, abs_time, err, errlen);
-    if (rc != 0) {
-        free(interval);
+    if (rc != 0)
         return rc;
-    }
-    const char *params[4] = {f->status, conn[0] ? conn : NULL, interval, abs_time};
+    const char *params[4] = {f->status, conn[0] ? conn : NULL, secs[0] ? secs : NULL,
+                             iso[0] ? iso : NULL};
     PGresult *res = NULL;
     rc = -1;
     if (dry_run) {
@@ -289,7 +253,6 @@ out:
     if (rc != 0 && !dry_run)
         rollback(db);
     PQclear(res);
-    free(interval);
     return rc;
 }
 

@@ -103,6 +103,16 @@ static const char PRUNE_HISTORY_SQL[] =
 static const char PRUNE_SLOTS_SQL[] =
     "DELETE FROM job_slots WHERE created_at < now() - interval '40 days'";
 
+/*
+ * Finished events leave after event_retention_days (30 at least: the dedup
+ * window of DESIGN.md §5 is their unique index). Failed and dead ones stay
+ * until an operator replays them. In slices, so no statement runs long.
+ */
+static const char PRUNE_EVENTS_SQL[] =
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE status = 'done'"
+    " AND received_at < now() - make_interval(days => $1::int) LIMIT 10000"
+    " FOR UPDATE SKIP LOCKED)";
+
 static void wake_local(struct rd_queue *q)
 {
     pthread_mutex_lock(&q->mu);
@@ -151,6 +161,9 @@ static void retention_run(struct rd_queue *q)
         rd_db_run(q->sched_db, PRUNE_HISTORY_SQL, 1, params, err, sizeof err) != 0 ||
         rd_db_run(q->sched_db, PRUNE_SLOTS_SQL, 0, NULL, err, sizeof err) != 0)
         rd_log_warn("scheduler: pruning job history failed: %s", err);
+    snprintf(days, sizeof days, "%d", q->event_retention_days);
+    if (rd_db_run(q->sched_db, PRUNE_EVENTS_SQL, 1, params, err, sizeof err) != 0)
+        rd_log_warn("scheduler: pruning old events failed: %s", err);
 }
 
 void *rd_queue_scheduler_main(void *arg)

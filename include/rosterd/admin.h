@@ -6,6 +6,7 @@
 #ifndef ROSTERD_ADMIN_H
 #define ROSTERD_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rosterd/config.h"
@@ -18,6 +19,13 @@ struct rd_admin;
  */
 struct rd_admin *rd_admin_start(const struct rd_config *cfg, const char *token, char *err,
                                 size_t errlen);
+
+/*
+ * Adds a readiness condition: /readyz answers 503 while probe(arg) is false.
+ * probe is called on the admin thread and must be thread-safe. Call before
+ * traffic matters (right after start); at most one probe.
+ */
+void rd_admin_set_ready_probe(struct rd_admin *a, bool (*probe)(void *arg), void *arg);
 
 /* Stops the thread and frees everything. Accepts NULL. */
 void rd_admin_stop(struct rd_admin *a);

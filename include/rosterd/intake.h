@@ -39,6 +39,13 @@ int rd_intake_reload_tls(struct rd_intake *in, char *err, size_t errlen)
  */
 void rd_intake_drain(struct rd_intake *in, int timeout_s, void (*done)(void *), void *arg);
 
+/*
+ * True once the intake can store deliveries: a database connection is up with
+ * the current schema and the connection table has been read. Safe to call from
+ * any thread (it reads one atomic flag the loop keeps up to date).
+ */
+bool rd_intake_ready(const struct rd_intake *in);
+
 void rd_intake_free(struct rd_intake *in);
 
 #endif
