@@ -67,10 +67,10 @@ pgport=$(free_port)
 pg_ctl_cmd=("${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data")
 "${pg_ctl_cmd[@]}" -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" -l "$pgdir/log" -w start >/dev/null
 dburl="postgresql://rosterd@127.0.0.1:$pgport/rosterd"
-"$pgbin/psql" -qAt "postgresql://rosterd@127.0.0.1:$pgport/postgres" \
-  -c "SELECT 1 FROM pg_database WHERE datname = 'rosterd'" | grep -q 1 ||
-  "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U rosterd rosterd
-note "Postgres on 127.0.0.1:$pgport"
+# A fresh demo database each run, so the story below starts from nothing.
+"$pgbin/dropdb" -h 127.0.0.1 -p "$pgport" -U rosterd --if-exists rosterd
+"$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U rosterd rosterd
+note "Postgres on 127.0.0.1:$pgport, database rosterd (recreated)"
 
 say "Making a local CA, certificates and keys in .rosterd/"
 cd "$state"
@@ -166,7 +166,7 @@ send --target "$hook/personio" person.created tom.maier@acme.example || true
 note "2. Personio: Tim Lange's employment changed (he leaves soon)"
 send --target "$hook/personio" personio employment.updated --person-id 1021 || true
 note "3. MOCO: a presence was recorded (signed with the hook's key)"
-presence='{"id":990001,"date":"'"$(date +%F)"'","from":"09:00","to":"17:30","is_home_office":false,"user":{"id":9003,"firstname":"Demo","lastname":"User"}}'
+presence='{"id":'"$((900000 + RANDOM))"',"date":"'"$(date +%F)"'","from":"09:00","to":"17:30","is_home_office":false,"user":{"id":9003,"firstname":"Demo","lastname":"User"}}'
 send --target "$hook/moco" moco Presence create --json "$presence" || true
 note "4. MOCO retries the same delivery: rosterd answers duplicate, with the first event id"
 send --target "$hook/moco" moco Presence create --json "$presence" || true
@@ -177,12 +177,29 @@ sleep 3
 say "What rosterd stored (rosterctl events list)"
 ctl events list --connection acme | sed 's/^/    /'
 
+say "What rosterd did with each event"
+ids=$(ctl events list --connection acme --json |
+  python3 -c 'import json,sys; print(" ".join(str(e["id"]) for e in reversed(json.load(sys.stdin))))')
+for id in $ids; do
+  ctl events show "$id" --json | python3 -c '
+import json, sys
+e = json.load(sys.stdin)
+runs = ", ".join(a["outcome"] for a in e["attempt_log"]) or "not run yet"
+why = e.get("note") or e.get("last_error") or ""
+line = "    event %s (%s, %s subject %s): %s after %d run(s) [%s]" % (
+    e["id"], e["event_type"], e["source"], e.get("subject") or "-", e["status"],
+    len(e["attempt_log"]), runs)
+print(line + (": " + why if why else ""))'
+done
+note "A capability with no handler in this build finishes its events as done with the note"
+note "\"no handler\": nothing is lost, and a replay runs them again once the handler exists."
+
 say "What went to the admins' Slack channel (sandbox inbox)"
 curl -s --cacert "$state/ca.pem" "$sandbox/_control/slack" | python3 -c '
 import json, sys
 msgs = json.load(sys.stdin)
 if not msgs:
-    print("    (nothing yet)")
+    print("    (nothing: no alerting handler ran for these events)")
 for m in msgs:
     print("    -", (m.get("text") or "").replace("\n", " ")[:160])'
 
