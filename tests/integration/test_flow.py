@@ -120,3 +120,36 @@ def test_metrics_count_jobs_by_state(daemon):
     states = {lb["state"] for n, lb, v in samples if n == "rosterd_jobs"}
     assert states == {"pending", "scheduled", "running", "failed", "dead"}
     assert any(n == "rosterd_job_seconds_count" and v > 0 for n, lb, v in samples)
+
+
+def test_two_rosterd_instances_work_each_event_exactly_once(private_stack, make_conf, rosterd):
+    """Deliveries spread over two daemons on one Postgres: every event is worked once,
+    by whichever instance claimed it, and both instances take part."""
+    import concurrent.futures as cf
+    st = private_stack
+    daemons = [rosterd(make_conf(st.pg, workers=4)) for _ in range(2)]
+    acme = st["acme"]
+
+    def one(i):
+        d = daemons[i % 2]
+        body = envelope("test.script", {"id": uuid.uuid4().hex, "script": {"sleep_ms": 5}})
+        r = H.post_personio(d, "acme", body, acme.token)
+        assert r.status == 202, r.body
+        return int(json.loads(r.body)["event_id"])
+
+    with cf.ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(one, range(400)))
+    assert len(set(ids)) == 400
+
+    def all_done():
+        rows = st.pg.query("SELECT count(*) FROM events WHERE id = ANY(%s) AND status = 'done'",
+                           (ids,))
+        return rows[0][0] == 400
+    H.wait_for(all_done, 60, what="400 events done")
+    rows = st.pg.query("SELECT event_id, count(*), min(outcome), max(outcome) FROM event_attempts"
+                       " WHERE event_id = ANY(%s) GROUP BY event_id", (ids,))
+    assert len(rows) == 400
+    assert all(n == 1 and lo == hi == "done" for _, n, lo, hi in rows), rows[:5]
+    instances = st.pg.query("SELECT DISTINCT instance FROM event_attempts WHERE event_id = ANY(%s)",
+                            (ids,))
+    assert len(instances) == 2, instances
