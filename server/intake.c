@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -76,6 +78,7 @@ struct client {
     struct event *deadline;
     struct bufferevent *bev;
     struct rd_intake *in;
+    bool nodelay; /* TCP_NODELAY set on the socket */
 };
 
 static int g_client_idx = -1;
@@ -499,8 +502,21 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct rd_intake *in = arg;
     double t0 = rd_intake_now();
     struct client *cl = client_of(req);
-    if (cl)
+    if (cl) {
         client_arm(cl, false);
+        if (!cl->nodelay) {
+            /*
+             * evhttp writes headers and body as two TLS records; with Nagle on,
+             * the second waits for the client's delayed ACK (~40 ms a request).
+             * The socket only exists once evhttp has set it, hence here.
+             */
+            int one = 1;
+            evutil_socket_t s = bufferevent_getfd(cl->bev);
+            if (s >= 0)
+                setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            cl->nodelay = true;
+        }
+    }
 
     struct route r;
     struct rd_connection *c = NULL;

@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "rosterd/crypto.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 #include "rosterd/migrate.h"
@@ -26,7 +27,9 @@
 #define RETRY_MAX_S 5.0
 #define KEY_BUCKETS 4096
 
-enum conn_state { C_DOWN, C_CONNECTING, C_SCHEMA, C_IDLE, C_BATCH, C_CONNS };
+enum conn_state { C_DOWN, C_CONNECTING, C_SCHEMA, C_PREPARE, C_IDLE, C_BATCH, C_CONNS };
+
+#define INSERT_STMT "rd_intake_insert"
 
 struct dbconn {
     struct rd_idb *db;
@@ -65,21 +68,21 @@ struct rd_idb {
 static const char insert_sql[] =
     "WITH input AS ("
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
-    "                      $6::text[], $7::text[], $8::text[])"
+    "                      $6::bytea[], $7::text[], $8::text[])"
     "   WITH ORDINALITY AS t(connection_id, source, event_type, subject, auth, dkey, headers,"
     "                        body, ord)"
     "), ins AS ("
     " INSERT INTO events (connection_id, source, event_type, subject, auth, dedup_key, headers, body)"
-    " SELECT connection_id, source, event_type, subject, auth, decode(dkey, 'hex'), headers::jsonb,"
+    " SELECT connection_id, source, event_type, subject, auth, dkey, headers::jsonb,"
     "        body FROM input ORDER BY ord"
     " ON CONFLICT (connection_id, dedup_key) DO NOTHING"
     " RETURNING id, connection_id, dedup_key"
     ")"
     " SELECT i.ord, coalesce(ins.id, e.id), ins.id IS NOT NULL"
     " FROM input i"
-    " LEFT JOIN ins ON ins.connection_id = i.connection_id AND ins.dedup_key = decode(i.dkey, 'hex')"
+    " LEFT JOIN ins ON ins.connection_id = i.connection_id AND ins.dedup_key = i.dkey"
     " LEFT JOIN events e ON ins.id IS NULL AND e.connection_id = i.connection_id"
-    "                   AND e.dedup_key = decode(i.dkey, 'hex')"
+    "                   AND e.dedup_key = i.dkey"
     " ORDER BY i.ord";
 
 static const char connections_sql[] =
@@ -218,71 +221,110 @@ static void conn_arm(struct dbconn *c, short what)
     event_add(c->io, NULL);
 }
 
-/* Appends s as an element of a Postgres array literal (quoted, escaped). */
-static void array_elem(struct rd_buf *b, const char *s, size_t n, bool first)
+/*
+ * One-dimensional arrays in Postgres's binary format (array_send), so the
+ * server neither parses nor unescapes a 1 MiB body inside an array literal:
+ * ndim, has-null flag, element type, size, lower bound, then length-prefixed
+ * elements. All integers are big-endian.
+ */
+enum { OID_BYTEA = 17, OID_INT8 = 20, OID_TEXT = 25 };
+enum { OID_BYTEA_ARRAY = 1001, OID_INT8_ARRAY = 1016, OID_TEXT_ARRAY = 1009 };
+
+static void put_be32(struct rd_buf *b, uint32_t v)
 {
-    if (!first)
-        rd_buf_putc(b, ',');
-    if (!s) {
-        rd_buf_puts(b, "NULL");
-        return;
-    }
-    rd_buf_reserve(b, n + 2);
-    rd_buf_putc(b, '"');
-    const char *run = s;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            rd_buf_append(b, run, (size_t)(s + i - run));
-            rd_buf_putc(b, '\\');
-            run = s + i;
-        }
-    }
-    rd_buf_append(b, run, (size_t)(s + n - run));
-    rd_buf_putc(b, '"');
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    rd_buf_append(b, x, 4);
 }
 
-/* Sends up to BATCH_MAX_ITEMS queued requests as one statement. */
-static void send_batch(struct dbconn *c)
+static void array_begin(struct rd_buf *b, uint32_t elem_oid, size_t n)
 {
-    struct rd_idb *db = c->db;
-    struct rd_buf arr[8] = {{0}};
+    put_be32(b, 1);
+    put_be32(b, 1); /* may hold NULLs: the flag is advisory on input */
+    put_be32(b, elem_oid);
+    put_be32(b, (uint32_t)n);
+    put_be32(b, 1);
+}
+
+static void array_elem(struct rd_buf *b, const void *p, size_t n)
+{
+    if (!p) {
+        put_be32(b, 0xffffffffu);
+        return;
+    }
+    put_be32(b, (uint32_t)n);
+    rd_buf_append(b, p, n);
+}
+
+static void array_int8(struct rd_buf *b, int64_t v)
+{
+    put_be32(b, 8);
+    put_be32(b, (uint32_t)((uint64_t)v >> 32));
+    put_be32(b, (uint32_t)v);
+}
+
+static const Oid insert_types[8] = {OID_INT8_ARRAY, OID_TEXT_ARRAY, OID_TEXT_ARRAY,
+                                    OID_TEXT_ARRAY, OID_TEXT_ARRAY, OID_BYTEA_ARRAY,
+                                    OID_TEXT_ARRAY, OID_TEXT_ARRAY};
+
+/* Takes up to BATCH_MAX_ITEMS queued requests (and BATCH_MAX_BYTES of bodies). */
+static struct rd_pending *take_batch(struct rd_idb *db, size_t *count)
+{
     struct rd_pending *list = NULL, **tail = &list;
     size_t n = 0, bytes = 0;
-
-    for (int k = 0; k < 8; k++)
-        rd_buf_putc(&arr[k], '{');
-    while (db->head && n < BATCH_MAX_ITEMS && (n == 0 || bytes + db->head->body_len < BATCH_MAX_BYTES)) {
+    while (db->head && n < BATCH_MAX_ITEMS &&
+           (n == 0 || bytes + db->head->body_len < BATCH_MAX_BYTES)) {
         struct rd_pending *p = db->head;
         db->head = p->next;
         p->next = NULL;
         *tail = p;
         tail = &p->next;
-        bool first = n == 0;
-        char idbuf[24];
-        int il = snprintf(idbuf, sizeof(idbuf), "%lld", (long long)p->connection_id);
-        array_elem(&arr[0], idbuf, (size_t)il, first);
-        array_elem(&arr[1], p->source, strlen(p->source), first);
-        array_elem(&arr[2], p->event_type, strlen(p->event_type), first);
-        array_elem(&arr[3], p->subject, p->subject ? strlen(p->subject) : 0, first);
-        array_elem(&arr[4], p->auth, strlen(p->auth), first);
-        array_elem(&arr[5], p->dkey_hex, 64, first);
-        array_elem(&arr[6], p->headers_json, strlen(p->headers_json), first);
-        array_elem(&arr[7], p->body, p->body_len, first);
         n++;
         bytes += p->body_len;
     }
     if (!db->head)
         db->tail = NULL;
+    *count = n;
+    return list;
+}
+
+/* Sends one batch as one statement (one commit). */
+static void send_batch(struct dbconn *c)
+{
+    static const uint32_t elems[8] = {OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
+                                      OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT};
+    static const int formats[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    struct rd_idb *db = c->db;
+    struct rd_buf arr[8] = {{0}};
+    size_t n = 0;
+    struct rd_pending *list = take_batch(db, &n);
+
+    for (int k = 0; k < 8; k++)
+        array_begin(&arr[k], elems[k], n);
+    for (struct rd_pending *p = list; p; p = p->next) {
+        uint8_t key[32];
+        if (rd_hex_decode(p->dkey_hex, 64, key, sizeof(key), &(size_t){0}) != 0)
+            abort(); /* we wrote it: cannot happen */
+        array_int8(&arr[0], p->connection_id);
+        array_elem(&arr[1], p->source, strlen(p->source));
+        array_elem(&arr[2], p->event_type, strlen(p->event_type));
+        array_elem(&arr[3], p->subject, p->subject ? strlen(p->subject) : 0);
+        array_elem(&arr[4], p->auth, strlen(p->auth));
+        array_elem(&arr[5], key, sizeof(key));
+        array_elem(&arr[6], p->headers_json, strlen(p->headers_json));
+        array_elem(&arr[7], p->body, p->body_len);
+    }
     db->queued -= n;
     db->inflight += n;
     const char *params[8];
+    int lengths[8];
     for (int k = 0; k < 8; k++) {
-        rd_buf_putc(&arr[k], '}');
         params[k] = arr[k].data;
+        lengths[k] = (int)arr[k].len;
     }
     c->batch = list;
     c->state = C_BATCH;
-    int ok = PQsendQueryParams(c->pg, insert_sql, 8, NULL, params, NULL, NULL, 0);
+    int ok = PQsendQueryPrepared(c->pg, INSERT_STMT, 8, params, lengths, formats, 0);
     for (int k = 0; k < 8; k++)
         rd_buf_free(&arr[k]);
     if (!ok) {
@@ -361,8 +403,24 @@ static void op_done(struct dbconn *c)
             conn_reset(c, "schema is not current");
             return;
         }
-        rd_log_info("database connection %d ready", c->index);
         c->schema_warned = false;
+        PQclear(c->rows);
+        c->rows = NULL;
+        /* Parse and plan the insert once per connection, not once per batch. */
+        c->state = C_PREPARE;
+        if (!PQsendPrepare(c->pg, INSERT_STMT, insert_sql, 8, insert_types)) {
+            conn_reset(c, PQerrorMessage(c->pg));
+            return;
+        }
+        c->flushing = true;
+        conn_arm(c, EV_READ | EV_WRITE | EV_PERSIST);
+        return;
+    } else if (was == C_PREPARE) {
+        if (c->op_failed) {
+            conn_reset(c, "cannot prepare the insert statement");
+            return;
+        }
+        rd_log_info("database connection %d ready", c->index);
         db->want_connections = true;
     }
     PQclear(c->rows);
@@ -523,7 +581,7 @@ bool rd_idb_ready(const struct rd_idb *db)
     for (int i = 0; i < db->nconns; i++) {
         enum conn_state s = db->conns[i].state;
         if (s == C_IDLE || s == C_BATCH || s == C_CONNS)
-            return true;
+            return true; /* C_PREPARE is not ready yet: nothing may be queued on it */
     }
     return false;
 }
