@@ -143,7 +143,7 @@ run_pytest() { # build dir
     (cd "$root" && ROSTERD_BUILD_DIR="$root/$bdir" \
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        timeout 900 "$py" -m pytest -q -rfEs -p no:cacheprovider tests) 2>&1 | tee "$log" ||
+        timeout 900 "$py" -m pytest -q -rfEs -p no:cacheprovider -m "not bench" tests) 2>&1 | tee "$log" ||
         rc=${PIPESTATUS[0]}
     line="$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' "$log" | tail -n 1 || true)"
     if [[ -z $line ]]; then

@@ -449,8 +449,7 @@ def _drain(qdb, drivers, n, subject_prefix):
     return n / took, _claim_ms(ds)
 
 
-@pytest.mark.skipif(not __import__("os").environ.get("ROSTERD_QUEUE_BENCH"),
-                    reason="benchmark: set ROSTERD_QUEUE_BENCH=1 (N via ROSTERD_QUEUE_BENCH_N)")
+@pytest.mark.bench  # not in run.sh: `pytest -m bench -s tests/integration/test_queue.py`
 def test_bench_drain_and_claim_after_history(qdb, drivers, monkeypatch):
     """Drain rate of N no-op jobs with two instances (default 50,000), and the claim
     time at the start vs after a million completed jobs went through the tables."""
