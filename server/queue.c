@@ -441,10 +441,11 @@ static void *dispatcher_main(void *arg)
     struct rd_queue *q = arg;
     struct timespec next_poll = rd_queue_now();
     struct timespec next_hb = rd_queue_after_ms(RD_QUEUE_HEARTBEAT_SECONDS * 1000L);
-    int64_t *ids = rd_calloc((size_t)q->nworkers, sizeof *ids);
+    int64_t *ids = rd_calloc((size_t)q->nworkers * RD_QUEUE_PREFETCH, sizeof *ids);
     pthread_mutex_lock(&q->mu);
     while (!q->dispatcher_exit) {
-        int free_slots = q->closing ? 0 : q->nworkers - q->busy - (int)q->nready;
+        int free_slots =
+            q->closing ? 0 : q->nworkers * RD_QUEUE_PREFETCH - q->busy - (int)q->nready;
         bool do_claim = free_slots > 0 && (q->wake || rd_queue_past(&next_poll));
         bool do_hb = rd_queue_past(&next_hb);
         if (!do_claim && !do_hb) {
@@ -590,8 +591,8 @@ struct rd_queue *rd_queue_start(const struct rd_config *cfg, const uint8_t key[3
     memcpy(q->key, key, RD_SECRET_KEY_LEN);
     q->worker_db = rd_calloc((size_t)n, sizeof *q->worker_db);
     q->worker_threads = rd_calloc((size_t)n, sizeof *q->worker_threads);
-    q->ready = rd_calloc((size_t)n, sizeof *q->ready);
-    q->held = rd_calloc((size_t)n, sizeof *q->held);
+    q->ready = rd_calloc((size_t)n * RD_QUEUE_PREFETCH, sizeof *q->ready);
+    q->held = rd_calloc((size_t)n * RD_QUEUE_PREFETCH, sizeof *q->held);
     q->wake = true;
     atomic_init(&q->stopping, false);
     init_sync(q);

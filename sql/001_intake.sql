@@ -31,7 +31,10 @@ CREATE TABLE events (
     last_error    text,
     note          text,
     updated_at    timestamptz NOT NULL DEFAULT now()
-);
+-- Statistics must follow fast growth: a table that doubled since its last ANALYZE
+-- gets sequential scans planned for what should be index probes.
+) WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.05,
+        autovacuum_vacuum_insert_scale_factor = 0.05);
 
 CREATE UNIQUE INDEX events_dedup ON events (connection_id, dedup_key);
 CREATE INDEX events_received ON events (received_at);
@@ -49,6 +52,7 @@ CREATE TABLE event_attempts (
     outcome     text CHECK (outcome IN ('done', 'failed', 'dead', 'lease_lost', 'replayed')),
     error       text,
     instance    text
-);
+) WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.05,
+        autovacuum_vacuum_insert_scale_factor = 0.05);
 
 CREATE INDEX event_attempts_event ON event_attempts (event_id, id);

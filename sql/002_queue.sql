@@ -84,7 +84,7 @@ CREATE TABLE job_events (
     job_id   bigint NOT NULL,
     event_id bigint NOT NULL REFERENCES events (id) ON DELETE CASCADE,
     PRIMARY KEY (job_id, event_id)
-);
+) WITH (autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.02);
 CREATE INDEX job_events_event ON job_events (event_id);
 
 CREATE TABLE jobs_history (
