@@ -25,6 +25,9 @@
  * open job of its key comes earlier in (run_at, id). Claiming also starts the
  * attempt of every event the job covers and returns them with the job. The
  * NOT EXISTS repeats jobs_key_open's predicate so it is one index probe per row.
+ * started_at is clock_timestamp(), not now(): now() is when the statement began,
+ * before its snapshot saw the previous job of the key finish, so it could read as
+ * earlier than that job's finished_at although the runs never overlapped.
  */
 static const char CLAIM_SQL[] =
     "WITH cand AS ("
@@ -37,7 +40,8 @@ static const char CLAIM_SQL[] =
     "  FOR UPDATE OF j SKIP LOCKED"
     "), claimed AS ("
     "  UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, lease_owner = $2,"
-    "         lease_until = now() + make_interval(secs => $3::int), started_at = now(),"
+    "         lease_until = now() + make_interval(secs => $3::int),"
+    "         started_at = clock_timestamp(),"
     "         updated_at = now()"
     "  FROM cand WHERE j.id = cand.id"
     "  RETURNING j.id, j.kind, j.key, j.connection_id, j.subject, j.attempts, j.payload, j.run_at"
@@ -47,8 +51,8 @@ static const char CLAIM_SQL[] =
     "  WHERE e.id = je.event_id"
     "  RETURNING e.id, je.job_id, e.attempts, e.event_type, e.subject"
     "), att AS ("
-    "  INSERT INTO event_attempts (event_id, job_id, attempt, instance)"
-    "  SELECT id, job_id, attempts, $2 FROM ev"
+    "  INSERT INTO event_attempts (event_id, job_id, attempt, instance, started_at)"
+    "  SELECT id, job_id, attempts, $2, clock_timestamp() FROM ev"
     "), evj AS ("
     "  SELECT job_id, json_agg(json_build_array(id, event_type, subject) ORDER BY id) AS evs"
     "  FROM ev GROUP BY job_id"
@@ -445,7 +449,9 @@ static void *dispatcher_main(void *arg)
     pthread_mutex_lock(&q->mu);
     while (!q->dispatcher_exit) {
         int free_slots =
-            q->closing ? 0 : q->nworkers * RD_QUEUE_PREFETCH - q->busy - (int)q->nready;
+            q->closing ? 0
+                       : q->nworkers * RD_QUEUE_PREFETCH - q->busy - (int)q->nready -
+                             (int)q->ndone - (int)q->ncommitting;
         bool do_claim = free_slots > 0 && (q->wake || rd_queue_past(&next_poll));
         bool do_hb = rd_queue_past(&next_hb);
         if (!do_claim && !do_hb) {
@@ -489,17 +495,23 @@ static void queue_free(struct rd_queue *q)
         PQfinish(q->dispatch_db);
     if (q->sched_db)
         PQfinish(q->sched_db);
+    if (q->complete_db)
+        PQfinish(q->complete_db);
+    for (size_t i = 0; i < q->ndone; i++)
+        free(q->done[i].note);
     for (size_t i = 0; i < q->nready; i++)
         rd_queue_claimed_free(q->ready[i]);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->dispatch_cv);
     pthread_cond_destroy(&q->work_cv);
     pthread_cond_destroy(&q->sched_cv);
+    pthread_cond_destroy(&q->complete_cv);
     rd_memzero(q->key, sizeof q->key);
     free(q->worker_db);
     free(q->worker_threads);
     free(q->ready);
     free(q->held);
+    free(q->done);
     free(q->instance);
     free(q->db_url);
     free(q);
@@ -513,6 +525,7 @@ static void init_sync(struct rd_queue *q)
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->dispatch_cv, &ca);
     pthread_cond_init(&q->work_cv, &ca);
+    pthread_cond_init(&q->complete_cv, &ca);
     pthread_cond_init(&q->sched_cv, &ca);
     pthread_condattr_destroy(&ca);
 }
@@ -535,6 +548,11 @@ static int connect_all(struct rd_queue *q, char *err, size_t errlen)
 {
     if (connect_async(&q->dispatch_db, q->db_url, "rosterd-dispatcher", err, errlen) != 0 ||
         connect_async(&q->sched_db, q->db_url, "rosterd-scheduler", err, errlen) != 0)
+        return -1;
+    /* Outcomes are committed synchronously: a reported success is durable. */
+    q->complete_db = rd_db_connect(q->db_url, "rosterd-completer", err, errlen);
+    if (!q->complete_db || rd_db_run(q->complete_db, "SET plan_cache_mode = force_generic_plan", 0,
+                                     NULL, err, errlen) != 0)
         return -1;
     for (int i = 0; i < q->nworkers; i++) {
         q->worker_db[i] = rd_db_connect(q->db_url, "rosterd-worker", err, errlen);
@@ -560,6 +578,10 @@ static int start_threads(struct rd_queue *q, struct rd_queue_worker_arg *args, c
     if (rc != 0)
         goto fail;
     q->dispatcher_started = true;
+    rc = pthread_create(&q->completer, NULL, rd_queue_completer_main, q);
+    if (rc != 0)
+        goto fail;
+    q->completer_started = true;
     rc = pthread_create(&q->scheduler, NULL, rd_queue_scheduler_main, q);
     if (rc != 0)
         goto fail;
@@ -593,6 +615,7 @@ struct rd_queue *rd_queue_start(const struct rd_config *cfg, const uint8_t key[3
     q->worker_threads = rd_calloc((size_t)n, sizeof *q->worker_threads);
     q->ready = rd_calloc((size_t)n * RD_QUEUE_PREFETCH, sizeof *q->ready);
     q->held = rd_calloc((size_t)n * RD_QUEUE_PREFETCH, sizeof *q->held);
+    q->done = rd_calloc((size_t)n * RD_QUEUE_PREFETCH, sizeof *q->done);
     q->wake = true;
     atomic_init(&q->stopping, false);
     init_sync(q);
@@ -627,6 +650,13 @@ void rd_queue_stop(struct rd_queue *q)
     pthread_mutex_unlock(&q->mu);
     for (int i = 0; i < q->nworker_threads; i++)
         pthread_join(q->worker_threads[i], NULL);
+    /* Then the completer flushes what the workers finished, leases still renewed. */
+    pthread_mutex_lock(&q->mu);
+    q->completer_exit = true;
+    pthread_cond_broadcast(&q->complete_cv);
+    pthread_mutex_unlock(&q->mu);
+    if (q->completer_started)
+        pthread_join(q->completer, NULL);
     pthread_mutex_lock(&q->mu);
     q->dispatcher_exit = true;
     q->scheduler_exit = true;

@@ -43,11 +43,13 @@ struct rd_queue {
     PGconn **worker_db;    /* one per worker */
     PGconn *dispatch_db;
     PGconn *sched_db;
+    PGconn *complete_db;
 
     pthread_mutex_t mu;    /* guards everything below */
     pthread_cond_t dispatch_cv;
     pthread_cond_t work_cv;
     pthread_cond_t sched_cv;
+    pthread_cond_t complete_cv;
     bool wake;             /* work may be due: claim at the next chance */
     bool closing;          /* stop: no claims, workers exit when idle */
     bool dispatcher_exit;  /* after the workers are joined */
@@ -55,8 +57,12 @@ struct rd_queue {
     struct rd_claimed_job **ready; /* FIFO of claimed, not started jobs (cap nworkers) */
     size_t nready;
     int busy;              /* workers inside a job */
-    int64_t *held;         /* ids whose lease this instance renews (cap nworkers) */
+    int64_t *held;         /* ids whose lease this instance renews (cap nworkers * PREFETCH) */
     size_t nheld;
+    struct rd_done *done;  /* successes waiting for the completer's group commit */
+    size_t ndone;
+    size_t ncommitting;    /* taken by the completer, commit in flight */
+    bool completer_exit;   /* after the workers are joined: flush, then exit */
 
     atomic_bool stopping;  /* handlers see it through rd_job_ctx.stopping */
 
@@ -66,6 +72,15 @@ struct rd_queue {
     bool dispatcher_started;
     pthread_t scheduler;
     bool scheduler_started;
+    pthread_t completer;
+    bool completer_started;
+};
+
+/* A successful job outcome on its way to the database. */
+struct rd_done {
+    int64_t id;
+    int attempts;
+    char *note; /* NULL or owned */
 };
 
 struct rd_queue_worker_arg {
@@ -75,6 +90,8 @@ struct rd_queue_worker_arg {
 
 void *rd_queue_worker_main(void *arg);
 void *rd_queue_scheduler_main(void *arg);
+/* Commits successful outcomes in groups (completer.c). */
+void *rd_queue_completer_main(void *arg);
 
 void rd_queue_claimed_free(struct rd_claimed_job *job);
 

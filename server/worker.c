@@ -1,10 +1,12 @@
 /*
  * Worker threads: take claimed jobs from the dispatcher, run the kind's handler
- * with a job context on the worker's own connection, and record the outcome in
- * one statement (done → jobs_history; failed with backoff; dead). Every finishing
+ * with a job context on the worker's own connection, and record the outcome:
+ * successes go to the completer for a group commit (completer.c), failures are
+ * recorded here in one statement (failed with backoff, or dead). Every finishing
  * statement is fenced by (lease_owner, attempts) so a job whose lease lapsed and
  * was claimed again is never finished twice.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,26 +22,6 @@
 #include "rosterd/mem.h"
 #include "rosterd/metrics.h"
 #include "rosterd/queue.h"
-
-static const char DONE_SQL[] =
-    "WITH d AS ("
-    "  DELETE FROM jobs WHERE id = $1::bigint AND state = 'running' AND lease_owner = $2"
-    "    AND attempts = $3::int RETURNING *"
-    "), h AS ("
-    "  INSERT INTO jobs_history (id, kind, key, connection_id, subject, unique_key, payload,"
-    "    state, attempts, last_error, note, created_at, run_at, started_at, finished_at)"
-    "  SELECT id, kind, key, connection_id, subject, unique_key, payload, 'done', attempts,"
-    "    NULL, $4, created_at, run_at, started_at, now() FROM d"
-    "), l AS ("
-    "  DELETE FROM job_events je USING d WHERE je.job_id = d.id RETURNING je.event_id"
-    "), e AS ("
-    "  UPDATE events ev SET status = 'done', note = $4, last_error = NULL, updated_at = now()"
-    "  FROM l WHERE ev.id = l.event_id RETURNING ev.id"
-    "), a AS ("
-    "  UPDATE event_attempts ea SET finished_at = now(), outcome = 'done', error = NULL"
-    "  FROM e WHERE ea.event_id = e.id AND ea.job_id = $1::bigint AND ea.finished_at IS NULL"
-    ")"
-    "SELECT count(*) FROM d";
 
 /* $4 is 'failed' or 'dead': a job state, an event status and an attempt outcome alike. */
 static const char FAIL_SQL[] =
@@ -119,7 +101,21 @@ static int run_handler(struct rd_queue *q, const struct rd_handler *h, struct rd
     return rc;
 }
 
-static void finish(struct rd_queue *q, PGconn *db, const struct rd_claimed_job *job, int rc,
+/* Queues a success for the completer; the job stays held until it is committed. */
+static void hand_to_completer(struct rd_queue *q, const struct rd_claimed_job *job,
+                              const struct rd_job_ctx *ctx)
+{
+    pthread_mutex_lock(&q->mu);
+    struct rd_done *d = &q->done[q->ndone++];
+    d->id = job->id;
+    d->attempts = job->attempts;
+    d->note = ctx->note[0] ? rd_strdup(ctx->note) : NULL;
+    pthread_cond_signal(&q->complete_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Records the outcome; true when the job went to the completer (still held). */
+static bool finish(struct rd_queue *q, PGconn *db, const struct rd_claimed_job *job, int rc,
                    const struct rd_job_ctx *ctx, const struct rd_log_ctx *lc)
 {
     char id[24], att[16], delay[32], err[512];
@@ -127,8 +123,8 @@ static void finish(struct rd_queue *q, PGconn *db, const struct rd_claimed_job *
     snprintf(att, sizeof att, "%d", job->attempts);
     PGresult *res;
     if (rc == 0) {
-        const char *params[4] = {id, q->instance, att, ctx->note[0] ? ctx->note : NULL};
-        res = rd_queue_exec(db, "rd_job_done", DONE_SQL, 4, params, err, sizeof err);
+        hand_to_completer(q, job, ctx);
+        return true;
     } else {
         bool dead = ctx->permanent || job->attempts >= q->max_attempts;
         double wait = dead ? 0.0 : rd_queue_backoff(job->attempts, q->retry_base,
@@ -148,21 +144,23 @@ static void finish(struct rd_queue *q, PGconn *db, const struct rd_claimed_job *
     }
     if (!res) {
         rd_log_ctx_warn(lc, "cannot record job outcome (its lease will lapse): %s", err);
-        return;
+        return false;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "1") != 0)
         rd_log_ctx_warn(lc, "job lease was lost before it finished; outcome dropped");
     PQclear(res);
+    return false;
 }
 
-static void run_job(struct rd_queue *q, PGconn *db, struct rd_claimed_job *job)
+/* Runs one job; true when its outcome went to the completer (the job stays held). */
+static bool run_job(struct rd_queue *q, PGconn *db, struct rd_claimed_job *job)
 {
     struct rd_log_ctx lc = {.connection = job->conn_name,
                             .event_id = job->nevents ? job->events[0].id : 0,
                             .job_id = job->id};
     if (!rd_queue_db_ok(db, false)) {
         rd_log_ctx_warn(&lc, "worker connection lost, job waits for its lease to lapse");
-        return;
+        return false;
     }
     struct rd_job_ctx *ctx = rd_calloc(1, sizeof *ctx);
     ctx->db = db;
@@ -186,10 +184,11 @@ static void run_job(struct rd_queue *q, PGconn *db, struct rd_claimed_job *job)
         snprintf(ctx->note, sizeof ctx->note, "no handler");
     else
         rc = run_handler(q, h, ctx);
-    finish(q, db, job, rc, ctx, &lc);
+    bool handed = finish(q, db, job, rc, ctx, &lc);
     rd_connection_free(ctx->conn);
     json_object_put(ctx->payload);
     free(ctx);
+    return handed;
 }
 
 void *rd_queue_worker_main(void *arg)
@@ -209,11 +208,11 @@ void *rd_queue_worker_main(void *arg)
         q->busy++;
         pthread_mutex_unlock(&q->mu);
 
-        run_job(q, db, job);
+        bool handed = run_job(q, db, job);
 
         pthread_mutex_lock(&q->mu);
         q->busy--;
-        for (size_t i = 0; i < q->nheld; i++)
+        for (size_t i = 0; !handed && i < q->nheld; i++)
             if (q->held[i] == job->id) {
                 q->held[i] = q->held[--q->nheld];
                 break;

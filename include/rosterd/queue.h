@@ -25,13 +25,13 @@ struct rd_queue;
  * short jobs drain faster than one claim round trip each; the waiting ones keep
  * their lease and go back unstarted on shutdown.
  */
-#define RD_QUEUE_PREFETCH 4
+#define RD_QUEUE_PREFETCH 8
 #define RD_QUEUE_BACKOFF_CAP 21600.0  /* no retry waits longer than 6 h */
 /* Until rosterd.conf has job_history_days: finished jobs are kept this long. */
 #define RD_QUEUE_HISTORY_DAYS 30
 
 /*
- * Connects cfg->workers + 2 blocking connections (cfg->database_url) and starts
+ * Connects cfg->workers + 3 blocking connections (cfg->database_url) and starts
  * cfg->workers worker threads, the dispatcher and the scheduler. key is the secret
  * key for rd_connection_load (copied); instance_name names this process in leases
  * and attempt logs (copied; make it unique per process, e.g. "host:pid"). Returns

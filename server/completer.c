@@ -1,0 +1,134 @@
+/*
+ * The completer: workers hand it their successful outcomes and go on to the
+ * next job; it commits everything that arrived while its previous commit was
+ * in flight as one statement, so a burst of short jobs costs one WAL flush per
+ * group, not one per job. A job stays 'running' (its key blocked, its lease
+ * renewed) until that commit, so per-key order holds; a crash before it only
+ * means the job runs again, as any at-least-once queue allows.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "queue_internal.h"
+#include "rosterd/db.h"
+#include "rosterd/log.h"
+#include "rosterd/mem.h"
+#include "rosterd/queue.h"
+
+#define MAX_GROUP 512
+
+/* $1: [{"id","attempts","note"}]; $2: this instance (the lease owner). */
+static const char DONE_MANY_SQL[] =
+    "WITH input AS ("
+    "  SELECT * FROM json_to_recordset($1::json) AS t(id bigint, attempts int, note text)"
+    "), d AS ("
+    "  DELETE FROM jobs j USING input i WHERE j.id = i.id AND j.state = 'running'"
+    "    AND j.lease_owner = $2 AND j.attempts = i.attempts"
+    "  RETURNING j.*, i.note AS done_note"
+    "), h AS ("
+    "  INSERT INTO jobs_history (id, kind, key, connection_id, subject, unique_key, payload,"
+    "    state, attempts, last_error, note, created_at, run_at, started_at, finished_at)"
+    "  SELECT id, kind, key, connection_id, subject, unique_key, payload, 'done', attempts,"
+    "    NULL, done_note, created_at, run_at, started_at, now() FROM d"
+    "), l AS ("
+    "  DELETE FROM job_events je USING d WHERE je.job_id = d.id"
+    "  RETURNING je.event_id, je.job_id, d.done_note"
+    "), e AS ("
+    "  UPDATE events ev SET status = 'done', note = l.done_note, last_error = NULL,"
+    "         updated_at = now()"
+    "  FROM l WHERE ev.id = l.event_id RETURNING ev.id, l.job_id"
+    "), a AS ("
+    "  UPDATE event_attempts ea SET finished_at = now(), outcome = 'done', error = NULL"
+    "  FROM e WHERE ea.event_id = e.id AND ea.job_id = e.job_id AND ea.finished_at IS NULL"
+    ")"
+    "SELECT count(*) FROM d";
+
+static char *group_json(const struct rd_done *g, size_t n)
+{
+    struct json_object *arr = json_object_new_array_ext((int)n);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_int64(g[i].id));
+        json_object_object_add(o, "attempts", json_object_new_int(g[i].attempts));
+        json_object_object_add(o, "note", g[i].note ? json_object_new_string(g[i].note) : NULL);
+        json_object_array_add(arr, o);
+    }
+    char *text = rd_strdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+    json_object_put(arr);
+    return text;
+}
+
+/* Commits one group; the jobs keep their leases until this returns. */
+static void commit_group(struct rd_queue *q, const struct rd_done *g, size_t n)
+{
+    char err[512];
+    if (!rd_queue_db_ok(q->complete_db, false)) {
+        rd_log_warn("queue: completer connection lost; %zu finished jobs will run again once "
+                    "their leases lapse", n);
+        return;
+    }
+    char *json = group_json(g, n);
+    const char *params[2] = {json, q->instance};
+    PGresult *res = rd_queue_exec(q->complete_db, "rd_jobs_done", DONE_MANY_SQL, 2, params, err,
+                                  sizeof err);
+    free(json);
+    if (!res) {
+        rd_log_warn("queue: cannot record %zu finished jobs (their leases will lapse): %s", n,
+                    err);
+        return;
+    }
+    long done = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    if (done != (long)n)
+        rd_log_warn("queue: %ld of %zu finished jobs had lost their lease; outcomes dropped",
+                    (long)n - done, n);
+    PQclear(res);
+}
+
+static void release(struct rd_queue *q, const struct rd_done *g, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        for (size_t i = 0; i < q->nheld; i++) {
+            if (q->held[i] == g[k].id) {
+                q->held[i] = q->held[--q->nheld];
+                break;
+            }
+        }
+    }
+}
+
+void *rd_queue_completer_main(void *arg)
+{
+    struct rd_queue *q = arg;
+    struct rd_done *group = rd_calloc(MAX_GROUP, sizeof *group);
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->ndone == 0 && !q->completer_exit)
+            pthread_cond_wait(&q->complete_cv, &q->mu);
+        if (q->ndone == 0)
+            break; /* exiting with nothing left to flush */
+        size_t n = q->ndone < MAX_GROUP ? q->ndone : MAX_GROUP;
+        memcpy(group, q->done, n * sizeof *group);
+        memmove(q->done, q->done + n, (q->ndone - n) * sizeof *q->done);
+        q->ndone -= n;
+        q->ncommitting = n;
+        pthread_mutex_unlock(&q->mu);
+
+        commit_group(q, group, n);
+
+        pthread_mutex_lock(&q->mu);
+        release(q, group, n);
+        q->ncommitting = 0;
+        /* Finished jobs may unblock the next ones of their keys: look again now. */
+        q->wake = true;
+        pthread_cond_signal(&q->dispatch_cv);
+        for (size_t i = 0; i < n; i++)
+            free(group[i].note);
+    }
+    pthread_mutex_unlock(&q->mu);
+    free(group);
+    return NULL;
+}
