@@ -3,6 +3,7 @@
  * only within the account's own origin, so the key never travels elsewhere.
  * Pacing keeps each account under its budget before MOCO has to say 429.
  */
+#include "rosterd/jsonx.h"
 #include "rosterd/moco.h"
 #include "rosterd/crypto.h"
 #include "rosterd/db.h"
@@ -207,13 +208,6 @@ static int pace_db(struct rd_moco *m, double deadline, struct rd_http_error *err
 
 /* ---- JSON helpers ---- */
 
-static struct json_object *jget(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, k, &v))
-        return v;
-    return NULL;
-}
 
 static int64_t jint(struct json_object *v)
 {
@@ -249,14 +243,11 @@ static void moco_errmsg(const char *body, size_t len, char *out, size_t outlen)
     struct json_tokener *tok = json_tokener_new();
     struct json_object *root = json_tokener_parse_ex(tok, body, (int)len);
     json_tokener_free(tok);
-    struct json_object *m = jget(root, "message");
+    struct json_object *m = rd_json_get(root, "message");
     if (m && json_object_is_type(m, json_type_string)) {
         snprintf(out, outlen, "%s", json_object_get_string(m));
     } else {
-        size_t j = 0;
-        for (size_t i = 0; i < len && j + 1 < outlen && j < 160; i++)
-            out[j++] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ';
-        out[j] = '\0';
+        rd_json_excerpt(body, len, out, outlen);
     }
     json_object_put(root);
 }
@@ -302,18 +293,18 @@ static void add_user(struct json_object *it, void *list)
     struct rd_moco_user_list *l = list;
     l->items = rd_realloc(l->items, (l->count + 1) * sizeof(*l->items));
     struct rd_moco_user *u = &l->items[l->count++];
-    u->id = jint(jget(it, "id"));
-    u->email = jstr(jget(it, "email"));
-    u->firstname = jstr(jget(it, "firstname"));
-    u->lastname = jstr(jget(it, "lastname"));
-    struct json_object *a = jget(it, "active");
+    u->id = jint(rd_json_get(it, "id"));
+    u->email = jstr(rd_json_get(it, "email"));
+    u->firstname = jstr(rd_json_get(it, "firstname"));
+    u->lastname = jstr(rd_json_get(it, "lastname"));
+    struct json_object *a = rd_json_get(it, "active");
     u->active = a ? json_object_get_boolean(a) : true;
 }
 
 static int64_t user_id_of(struct json_object *it)
 {
-    int64_t id = jint(jget(jget(it, "user"), "id"));
-    return id ? id : jint(jget(it, "user_id"));
+    int64_t id = jint(rd_json_get(rd_json_get(it, "user"), "id"));
+    return id ? id : jint(rd_json_get(it, "user_id"));
 }
 
 static void add_presence(struct json_object *it, void *list)
@@ -321,10 +312,10 @@ static void add_presence(struct json_object *it, void *list)
     struct rd_moco_presence_list *l = list;
     l->items = rd_realloc(l->items, (l->count + 1) * sizeof(*l->items));
     struct rd_moco_presence *p = &l->items[l->count++];
-    p->id = jint(jget(it, "id"));
-    jcopy(jget(it, "date"), p->date, sizeof(p->date));
-    jcopy(jget(it, "from"), p->from, sizeof(p->from));
-    jcopy(jget(it, "to"), p->to, sizeof(p->to));
+    p->id = jint(rd_json_get(it, "id"));
+    jcopy(rd_json_get(it, "date"), p->date, sizeof(p->date));
+    jcopy(rd_json_get(it, "from"), p->from, sizeof(p->from));
+    jcopy(rd_json_get(it, "to"), p->to, sizeof(p->to));
     p->user_id = user_id_of(it);
 }
 
@@ -333,15 +324,15 @@ static void add_schedule(struct json_object *it, void *list)
     struct rd_moco_schedule_list *l = list;
     l->items = rd_realloc(l->items, (l->count + 1) * sizeof(*l->items));
     struct rd_moco_schedule *s = &l->items[l->count++];
-    s->id = jint(jget(it, "id"));
-    jcopy(jget(it, "date"), s->date, sizeof(s->date));
-    struct json_object *am = jget(it, "am"), *pm = jget(it, "pm");
+    s->id = jint(rd_json_get(it, "id"));
+    jcopy(rd_json_get(it, "date"), s->date, sizeof(s->date));
+    struct json_object *am = rd_json_get(it, "am"), *pm = rd_json_get(it, "pm");
     s->am = am ? json_object_get_boolean(am) : true;
     s->pm = pm ? json_object_get_boolean(pm) : true;
-    s->comment = jstr(jget(it, "comment"));
-    s->absence_code = (int)jint(jget(jget(it, "assignment"), "code"));
+    s->comment = jstr(rd_json_get(it, "comment"));
+    s->absence_code = (int)jint(rd_json_get(rd_json_get(it, "assignment"), "code"));
     if (!s->absence_code)
-        s->absence_code = (int)jint(jget(it, "absence_code"));
+        s->absence_code = (int)jint(rd_json_get(it, "absence_code"));
     s->user_id = user_id_of(it);
 }
 
@@ -538,7 +529,7 @@ int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     free(url);
     if (rc == 0) {
         struct json_object *root = json_tokener_parse(resp.body.data ? resp.body.data : "");
-        *id_out = jint(jget(root, "id"));
+        *id_out = jint(rd_json_get(root, "id"));
         json_object_put(root);
         if (*id_out <= 0) {
             rd_http_error_set(err, false, (int)resp.status, "moco POST /schedules: no id in the answer");

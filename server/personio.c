@@ -3,6 +3,7 @@
  * the whole process, refreshed once on 401/403, and replaced by a rotated
  * `authorization` response header (the legacy one-time-token behaviour).
  */
+#include "rosterd/jsonx.h"
 #include "rosterd/personio.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
@@ -125,13 +126,6 @@ static void token_adopt(struct token_entry *e, const char *used, const char *hea
 
 /* ---- small JSON helpers ---- */
 
-static struct json_object *jget(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, k, &v))
-        return v;
-    return NULL;
-}
 
 /* {label, value, type, universal_id} → value; anything else is returned as is. */
 static struct json_object *unwrap(struct json_object *v)
@@ -144,7 +138,7 @@ static struct json_object *unwrap(struct json_object *v)
 
 static struct json_object *attr(struct json_object *attrs, const char *k)
 {
-    return unwrap(jget(attrs, k));
+    return unwrap(rd_json_get(attrs, k));
 }
 
 static char *jstr(struct json_object *v)
@@ -277,17 +271,17 @@ void rd_personio_attendance_list_free(struct rd_personio_attendance_list *l)
 /* {"type":"Team","attributes":{"id":…,"name":…}} → id and name. */
 static void parse_named(struct json_object *v, int64_t *id, char **name)
 {
-    struct json_object *a = jget(v, "attributes");
+    struct json_object *a = rd_json_get(v, "attributes");
     if (!a)
         a = v;
-    *id = jint(unwrap(jget(a, "id")));
-    *name = jstr(unwrap(jget(a, "name")));
+    *id = jint(unwrap(rd_json_get(a, "id")));
+    *name = jstr(unwrap(rd_json_get(a, "name")));
 }
 
 int rd_personio_parse_employee(struct json_object *item, struct rd_personio_employee *out)
 {
     memset(out, 0, sizeof(*out));
-    struct json_object *a = jget(item, "attributes");
+    struct json_object *a = rd_json_get(item, "attributes");
     if (!a)
         return -1;
     out->id = jint(attr(a, "id"));
@@ -302,7 +296,7 @@ int rd_personio_parse_employee(struct json_object *item, struct rd_personio_empl
     out->last_working_day = jdate(attr(a, "last_working_day"));
     struct json_object *sup = attr(a, "supervisor");
     if (sup && json_object_is_type(sup, json_type_object))
-        out->supervisor_id = jint(unwrap(jget(jget(sup, "attributes"), "id")));
+        out->supervisor_id = jint(unwrap(rd_json_get(rd_json_get(sup, "attributes"), "id")));
     else
         out->supervisor_id = jint(sup);
     struct json_object *team = attr(a, "team");
@@ -329,12 +323,12 @@ int rd_personio_parse_employee(struct json_object *item, struct rd_personio_empl
 int rd_personio_parse_time_off(struct json_object *item, struct rd_personio_time_off *out)
 {
     memset(out, 0, sizeof(*out));
-    struct json_object *a = jget(item, "attributes");
+    struct json_object *a = rd_json_get(item, "attributes");
     if (!a)
         return -1;
     out->id = jint(attr(a, "id"));
     if (out->id <= 0)
-        out->id = jint(jget(item, "id"));
+        out->id = jint(rd_json_get(item, "id"));
     if (out->id <= 0)
         return -1;
     out->id_v2 = jstr(attr(a, "id_v2"));
@@ -348,7 +342,7 @@ int rd_personio_parse_time_off(struct json_object *item, struct rd_personio_time
         parse_named(tt, &out->type_id, &out->type_name);
     struct json_object *emp = attr(a, "employee");
     if (emp && json_object_is_type(emp, json_type_object))
-        out->employee_id = jint(unwrap(jget(jget(emp, "attributes"), "id")));
+        out->employee_id = jint(unwrap(rd_json_get(rd_json_get(emp, "attributes"), "id")));
     else
         out->employee_id = jint(emp);
     return 0;
@@ -361,12 +355,12 @@ int rd_personio_parse_time_off_page(const char *body, size_t len,
     struct json_object *root = json_tokener_parse_ex(tok, body, (int)len);
     bool ok = json_tokener_get_error(tok) == json_tokener_success && root;
     json_tokener_free(tok);
-    struct json_object *data = jget(root, "data");
+    struct json_object *data = rd_json_get(root, "data");
     if (!ok || !data || !json_object_is_type(data, json_type_array)) {
         json_object_put(root);
         return -1;
     }
-    *total_pages = (int)jint(jget(jget(root, "metadata"), "total_pages"));
+    *total_pages = (int)jint(rd_json_get(rd_json_get(root, "metadata"), "total_pages"));
     size_t n = json_object_array_length(data);
     out->items = rd_realloc(out->items, (out->count + n + 1) * sizeof(*out->items));
     for (size_t i = 0; i < n; i++) {
@@ -394,12 +388,12 @@ static bool contains_overlap(struct json_object *v)
 bool rd_personio_is_overlap_error(const char *body, size_t len)
 {
     struct json_object *root = body ? json_tokener_parse(body) : NULL;
-    struct json_object *e = jget(root, "error");
-    bool hit = contains_overlap(jget(e, "message"));
-    struct json_object *rows = jget(e, "detailed_message");
+    struct json_object *e = rd_json_get(root, "error");
+    bool hit = contains_overlap(rd_json_get(e, "message"));
+    struct json_object *rows = rd_json_get(e, "detailed_message");
     if (rows && json_object_is_type(rows, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(rows); i++)
-            hit = hit || contains_overlap(jget(json_object_array_get_idx(rows, i), "error_msg"));
+            hit = hit || contains_overlap(rd_json_get(json_object_array_get_idx(rows, i), "error_msg"));
     }
     json_object_put(root);
     (void)len;
@@ -412,24 +406,21 @@ void rd_personio_error_message(const char *body, size_t len, char *out, size_t o
     struct json_tokener *tok = json_tokener_new();
     struct json_object *root = json_tokener_parse_ex(tok, body, (int)len);
     json_tokener_free(tok);
-    struct json_object *e = jget(root, "error");
+    struct json_object *e = rd_json_get(root, "error");
     const char *msg = NULL;
-    if (jget(e, "message") && json_object_is_type(jget(e, "message"), json_type_string))
-        msg = json_object_get_string(jget(e, "message"));
+    if (rd_json_get(e, "message") && json_object_is_type(rd_json_get(e, "message"), json_type_string))
+        msg = json_object_get_string(rd_json_get(e, "message"));
     if (!msg) {
-        size_t j = 0;
-        for (size_t i = 0; i < len && j + 1 < outlen && j < 160; i++)
-            out[j++] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ';
-        out[j] = '\0';
+        rd_json_excerpt(body, len, out, outlen);
         json_object_put(root);
         return;
     }
     const char *detail = NULL;
-    struct json_object *rows = jget(e, "detailed_message");
+    struct json_object *rows = rd_json_get(e, "detailed_message");
     for (size_t i = 0; rows && json_object_is_type(rows, json_type_array) &&
                        i < json_object_array_length(rows) && !detail;
          i++) {
-        struct json_object *em = jget(json_object_array_get_idx(rows, i), "error_msg");
+        struct json_object *em = rd_json_get(json_object_array_get_idx(rows, i), "error_msg");
         if (em && json_object_is_type(em, json_type_string))
             detail = json_object_get_string(em);
     }
@@ -493,14 +484,14 @@ static int fetch_token(struct rd_personio *p, double deadline, struct rd_http_er
     struct json_object *root = NULL;
     if (rc == 0) {
         root = json_tokener_parse(resp.body.data ? resp.body.data : "");
-        struct json_object *data = jget(root, "data");
-        struct json_object *tok = jget(data, "token");
+        struct json_object *data = rd_json_get(root, "data");
+        struct json_object *tok = rd_json_get(data, "token");
         if (!tok || !json_object_is_type(tok, json_type_string) || !*json_object_get_string(tok)) {
             rd_http_error_set(err, false, (int)resp.status,
                               "personio POST /v1/auth: no token in the answer");
             rc = -1;
         } else {
-            int64_t ttl = jint(jget(data, "expires_in"));
+            int64_t ttl = jint(rd_json_get(data, "expires_in"));
             pthread_mutex_lock(&g_tok_lock);
             zfree(p->entry->token);
             p->entry->token = rd_strdup(json_object_get_string(tok));
@@ -614,7 +605,7 @@ int rd_personio_list_employees(struct rd_personio *p, const char *email, double 
         rd_buf_free(&q);
         struct json_object *root = rc == 0 ? parse_body(&resp, "GET /v1/company/employees", err) : NULL;
         rd_http_response_free(&resp);
-        struct json_object *data = jget(root, "data");
+        struct json_object *data = rd_json_get(root, "data");
         if (root && (!data || !json_object_is_type(data, json_type_array))) {
             rd_http_error_set(err, false, 200, "personio GET /v1/company/employees: no data list");
             json_object_put(root);
@@ -636,9 +627,9 @@ int rd_personio_list_employees(struct rd_personio *p, const char *email, double 
             else
                 rd_personio_employee_clear(&out->items[out->count]);
         }
-        struct json_object *meta = jget(root, "metadata");
-        int64_t cur = jint(jget(meta, "current_page"));
-        int64_t total = jint(jget(meta, "total_pages"));
+        struct json_object *meta = rd_json_get(root, "metadata");
+        int64_t cur = jint(rd_json_get(meta, "current_page"));
+        int64_t total = jint(rd_json_get(meta, "total_pages"));
         json_object_put(root);
         if (n < EMPLOYEE_PAGE || (meta && cur >= total - 1))
             break;
@@ -658,7 +649,7 @@ int rd_personio_get_employee(struct rd_personio *p, int64_t id, double deadline,
     rd_http_response_free(&resp);
     if (!root)
         return -1;
-    rc = rd_personio_parse_employee(jget(root, "data"), out);
+    rc = rd_personio_parse_employee(rd_json_get(root, "data"), out);
     json_object_put(root);
     if (rc != 0)
         rd_http_error_set(err, false, 200, "personio GET %s: no employee in the answer", path);
@@ -710,20 +701,20 @@ int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
 static void parse_attendance(struct json_object *item, struct rd_personio_attendance *a)
 {
     memset(a, 0, sizeof(*a));
-    struct json_object *at = jget(item, "attributes");
-    a->id = jint(jget(item, "id"));
-    a->employee_id = jint(unwrap(jget(at, "employee")));
+    struct json_object *at = rd_json_get(item, "attributes");
+    a->id = jint(rd_json_get(item, "id"));
+    a->employee_id = jint(unwrap(rd_json_get(at, "employee")));
     const char *s;
-    if ((s = json_object_get_string(jget(at, "date"))) != NULL)
+    if ((s = json_object_get_string(rd_json_get(at, "date"))) != NULL)
         snprintf(a->date, sizeof(a->date), "%.10s", s);
-    if (jget(at, "start_time") && (s = json_object_get_string(jget(at, "start_time"))) != NULL)
+    if (rd_json_get(at, "start_time") && (s = json_object_get_string(rd_json_get(at, "start_time"))) != NULL)
         snprintf(a->start_time, sizeof(a->start_time), "%.5s", s);
-    struct json_object *et = jget(at, "end_time");
+    struct json_object *et = rd_json_get(at, "end_time");
     if (et && json_object_is_type(et, json_type_string))
         snprintf(a->end_time, sizeof(a->end_time), "%.5s", json_object_get_string(et));
-    a->break_minutes = (int)jint(jget(at, "break"));
-    a->comment = jstr(jget(at, "comment"));
-    a->status = jstr(jget(at, "status"));
+    a->break_minutes = (int)jint(rd_json_get(at, "break"));
+    a->comment = jstr(rd_json_get(at, "comment"));
+    a->status = jstr(rd_json_get(at, "status"));
 }
 
 int rd_personio_list_attendances(struct rd_personio *p, const char *start_date,
@@ -747,7 +738,7 @@ int rd_personio_list_attendances(struct rd_personio *p, const char *start_date,
         rd_buf_free(&q);
         struct json_object *root = rc == 0 ? parse_body(&resp, "GET /v1/company/attendances", err) : NULL;
         rd_http_response_free(&resp);
-        struct json_object *data = jget(root, "data");
+        struct json_object *data = rd_json_get(root, "data");
         if (!root || !data || !json_object_is_type(data, json_type_array)) {
             if (root)
                 rd_http_error_set(err, false, 200, "personio GET /v1/company/attendances: no data list");
@@ -804,7 +795,7 @@ int rd_personio_create_attendance(struct rd_personio *p, const struct rd_personi
                            deadline, &resp, err);
     if (rc == 0) {
         struct json_object *root = parse_body(&resp, "POST /v1/company/attendances", err);
-        struct json_object *ids = jget(jget(root, "data"), "id");
+        struct json_object *ids = rd_json_get(rd_json_get(root, "data"), "id");
         if (ids && json_object_is_type(ids, json_type_array) && json_object_array_length(ids) > 0)
             *id_out = jint(json_object_array_get_idx(ids, 0));
         else if (root)

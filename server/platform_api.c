@@ -3,6 +3,7 @@
  * concept; this is the vendor's own REST API under api_base_url, with the same
  * bearer token. external_id makes creation safe to repeat.
  */
+#include "rosterd/jsonx.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 #include "rosterd/scim.h"
@@ -13,13 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct json_object *jget(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, k, &v))
-        return v;
-    return NULL;
-}
 
 static char *jstr(struct json_object *v)
 {
@@ -88,7 +82,7 @@ int rd_platform_create_delegation(struct rd_scim *s, const char *approver, const
     struct json_object *root = NULL;
     if (rc == 0 || (resp.status == 409 && external_id)) {
         root = rd_scim_parse_object(&resp, "platform POST /approval-delegations", err);
-        *id_out = jstr(jget(root, "id"));
+        *id_out = jstr(rd_json_get(root, "id"));
         if (*id_out) {
             *existed = rc != 0;
             rc = 0;
@@ -156,7 +150,7 @@ int rd_platform_list_delegations(struct rd_scim *s, const char *approver, double
     struct json_object *root = NULL, *data = NULL;
     if (rc == 0) {
         root = json_tokener_parse(resp.body.data ? resp.body.data : "");
-        data = json_object_is_type(root, json_type_array) ? root : jget(root, "data");
+        data = json_object_is_type(root, json_type_array) ? root : rd_json_get(root, "data");
         if (!data || !json_object_is_type(data, json_type_array)) {
             rd_http_error_set(err, false, (int)resp.status,
                               "platform GET /approval-delegations: invalid JSON in the answer");
@@ -170,13 +164,13 @@ int rd_platform_list_delegations(struct rd_scim *s, const char *approver, double
         for (size_t i = 0; i < n; i++) {
             struct json_object *it = json_object_array_get_idx(data, i);
             struct rd_delegation *d = &out->items[out->count++];
-            d->id = jstr(jget(it, "id"));
-            d->approver = jstr(jget(it, "approver"));
-            d->delegate = jstr(jget(it, "delegate"));
-            d->starts_at = jstr(jget(it, "starts_at"));
-            d->ends_at = jstr(jget(it, "ends_at"));
-            d->reason = jstr(jget(it, "reason"));
-            d->external_id = jstr(jget(it, "external_id"));
+            d->id = jstr(rd_json_get(it, "id"));
+            d->approver = jstr(rd_json_get(it, "approver"));
+            d->delegate = jstr(rd_json_get(it, "delegate"));
+            d->starts_at = jstr(rd_json_get(it, "starts_at"));
+            d->ends_at = jstr(rd_json_get(it, "ends_at"));
+            d->reason = jstr(rd_json_get(it, "reason"));
+            d->external_id = jstr(rd_json_get(it, "external_id"));
         }
     }
     json_object_put(root);

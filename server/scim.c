@@ -3,6 +3,7 @@
  * PATCH active / enterprise manager / department; groups by displayName and
  * their members. Servers may answer a PATCH with 200 and the resource or 204.
  */
+#include "rosterd/jsonx.h"
 #include "rosterd/scim.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
@@ -18,13 +19,6 @@
 #define SCIM_PATCH "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 #define MAX_PAGES 100000
 
-static struct json_object *jget(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-    if (o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, k, &v))
-        return v;
-    return NULL;
-}
 
 static char *jstr(struct json_object *v)
 {
@@ -39,20 +33,17 @@ void rd_scim_error_message(const char *body, size_t len, char *out, size_t outle
     struct json_tokener *tok = json_tokener_new();
     struct json_object *root = json_tokener_parse_ex(tok, body, (int)len);
     json_tokener_free(tok);
-    struct json_object *d = jget(root, "detail");
+    struct json_object *d = rd_json_get(root, "detail");
     if (!d)
-        d = jget(root, "error"); /* the delegation API's {"error": "…"} */
+        d = rd_json_get(root, "error"); /* the delegation API's {"error": "…"} */
     if (d && json_object_is_type(d, json_type_string)) {
-        struct json_object *t = jget(root, "scimType");
+        struct json_object *t = rd_json_get(root, "scimType");
         if (t && json_object_is_type(t, json_type_string))
             snprintf(out, outlen, "%s (%s)", json_object_get_string(d), json_object_get_string(t));
         else
             snprintf(out, outlen, "%s", json_object_get_string(d));
     } else {
-        size_t j = 0;
-        for (size_t i = 0; i < len && j + 1 < outlen && j < 160; i++)
-            out[j++] = (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ';
-        out[j] = '\0';
+        rd_json_excerpt(body, len, out, outlen);
     }
     json_object_put(root);
 }
@@ -95,27 +86,27 @@ void rd_scim_group_clear(struct rd_scim_group *g)
 static void parse_user(struct json_object *o, struct rd_scim_user *u)
 {
     memset(u, 0, sizeof(*u));
-    u->id = jstr(jget(o, "id"));
-    u->user_name = jstr(jget(o, "userName"));
-    struct json_object *a = jget(o, "active");
+    u->id = jstr(rd_json_get(o, "id"));
+    u->user_name = jstr(rd_json_get(o, "userName"));
+    struct json_object *a = rd_json_get(o, "active");
     u->active = a ? json_object_get_boolean(a) : true;
-    u->external_id = jstr(jget(o, "externalId"));
-    struct json_object *ent = jget(o, SCIM_ENT);
-    u->manager_id = jstr(jget(jget(ent, "manager"), "value"));
-    u->department = jstr(jget(ent, "department"));
+    u->external_id = jstr(rd_json_get(o, "externalId"));
+    struct json_object *ent = rd_json_get(o, SCIM_ENT);
+    u->manager_id = jstr(rd_json_get(rd_json_get(ent, "manager"), "value"));
+    u->department = jstr(rd_json_get(ent, "department"));
 }
 
 static void parse_group(struct json_object *o, struct rd_scim_group *g)
 {
     memset(g, 0, sizeof(*g));
-    g->id = jstr(jget(o, "id"));
-    g->display_name = jstr(jget(o, "displayName"));
-    struct json_object *m = jget(o, "members");
+    g->id = jstr(rd_json_get(o, "id"));
+    g->display_name = jstr(rd_json_get(o, "displayName"));
+    struct json_object *m = rd_json_get(o, "members");
     if (m && json_object_is_type(m, json_type_array)) {
         size_t n = json_object_array_length(m);
         g->members = rd_calloc(n ? n : 1, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
-            char *v = jstr(jget(json_object_array_get_idx(m, i), "value"));
+            char *v = jstr(rd_json_get(json_object_array_get_idx(m, i), "value"));
             if (v)
                 g->members[g->nmembers++] = v;
         }
@@ -209,7 +200,7 @@ static struct json_object *get_list(struct rd_scim *s, const char *path_q, const
     snprintf(what, sizeof(what), "scim GET %s", log_path);
     struct json_object *root = rc == 0 ? rd_scim_parse_object(&resp, what, err) : NULL;
     rd_http_response_free(&resp);
-    struct json_object *res = jget(root, "Resources");
+    struct json_object *res = rd_json_get(root, "Resources");
     if (root && res && !json_object_is_type(res, json_type_array)) {
         rd_http_error_set(err, false, 200, "%s: Resources is not a list", what);
         json_object_put(root);
@@ -246,7 +237,7 @@ int rd_scim_find_user(struct rd_scim *s, const char *user_name, double deadline,
     free(q);
     if (!root)
         return -1;
-    struct json_object *res = jget(root, "Resources");
+    struct json_object *res = rd_json_get(root, "Resources");
     if (res && json_object_array_length(res) > 0) {
         parse_user(json_object_array_get_idx(res, 0), out);
         *found = true;
@@ -268,9 +259,9 @@ int rd_scim_list_users(struct rd_scim *s, double deadline, struct rd_scim_user_l
             rd_scim_user_list_free(out);
             return -1;
         }
-        struct json_object *res = jget(root, "Resources");
+        struct json_object *res = rd_json_get(root, "Resources");
         size_t n = res ? json_object_array_length(res) : 0;
-        long total = (long)json_object_get_int64(jget(root, "totalResults"));
+        long total = (long)json_object_get_int64(rd_json_get(root, "totalResults"));
         out->items = rd_realloc(out->items, (out->count + n + 1) * sizeof(*out->items));
         for (size_t i = 0; i < n; i++)
             parse_user(json_object_array_get_idx(res, i), &out->items[out->count++]);
@@ -425,7 +416,7 @@ int rd_scim_find_group(struct rd_scim *s, const char *display_name, double deadl
     free(q);
     if (!root)
         return -1;
-    struct json_object *res = jget(root, "Resources");
+    struct json_object *res = rd_json_get(root, "Resources");
     if (res && json_object_array_length(res) > 0) {
         parse_group(json_object_array_get_idx(res, 0), out);
         *found = true;

@@ -1,0 +1,19 @@
+/*
+ * Small json-c helpers shared by the upstream clients: member access that
+ * tolerates a non-object, and a printable excerpt of a body that is not the
+ * JSON an API promised (for error messages).
+ */
+#ifndef ROSTERD_JSONX_H
+#define ROSTERD_JSONX_H
+
+#include <stddef.h>
+
+struct json_object;
+
+/* o[k] when o is an object that has k, else NULL. Borrows. */
+struct json_object *rd_json_get(struct json_object *o, const char *k);
+
+/* At most 160 bytes of body into out, control and non-ASCII bytes as spaces. */
+void rd_json_excerpt(const char *body, size_t len, char *out, size_t outlen);
+
+#endif
