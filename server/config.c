@@ -67,6 +67,8 @@ static const struct opt options[] = {
      "requests waiting for a commit before 503"},
     {"event_retention_days", OPT_INT, "30", 30, 3650, false, false, OFF(event_retention_days),
      "days events are kept; at least the 30-day dedup window"},
+    {"job_history_days", OPT_INT, "30", 1, 3650, false, false, OFF(job_history_days),
+     "days finished and dead jobs are kept in jobs_history"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

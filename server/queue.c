@@ -607,6 +607,7 @@ struct rd_queue *rd_queue_start(const struct rd_config *cfg, const uint8_t key[3
     q->nworkers = n;
     q->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 12;
     q->event_retention_days = cfg->event_retention_days >= 30 ? cfg->event_retention_days : 30;
+    q->job_history_days = cfg->job_history_days > 0 ? cfg->job_history_days : 30;
     q->retry_base = cfg->retry_base_seconds > 0 ? cfg->retry_base_seconds : 2;
     q->instance = rd_strdup(instance_name && *instance_name ? instance_name : "rosterd");
     q->db_url = rd_strdup(cfg->database_url ? cfg->database_url : "postgresql:///rosterd");

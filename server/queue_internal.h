@@ -36,6 +36,7 @@ struct rd_queue {
     int max_attempts;
     int retry_base;
     int event_retention_days; /* finished events older than this are deleted */
+    int job_history_days;     /* finished and dead jobs older than this are deleted */
     char *instance;
     char *db_url;
     uint8_t key[RD_SECRET_KEY_LEN];

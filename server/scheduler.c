@@ -155,7 +155,7 @@ static void periodic(struct rd_queue *q)
 static void retention_run(struct rd_queue *q)
 {
     char err[512], days[16];
-    snprintf(days, sizeof days, "%d", RD_QUEUE_HISTORY_DAYS);
+    snprintf(days, sizeof days, "%d", q->job_history_days);
     const char *params[1] = {days};
     if (rd_db_run(q->sched_db, RETIRE_DEAD_SQL, 1, params, err, sizeof err) != 0 ||
         rd_db_run(q->sched_db, PRUNE_HISTORY_SQL, 1, params, err, sizeof err) != 0 ||

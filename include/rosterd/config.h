@@ -30,6 +30,7 @@ struct rd_config {
     int header_timeout_seconds; /* 10: whole request (headers and body) must arrive within this */
     int intake_max_pending;     /* 20000: requests waiting for a commit before 503 */
     int event_retention_days;   /* 30, at least 30 (dedup window) */
+    int job_history_days;       /* 30: finished and dead jobs kept in jobs_history */
 };
 
 /* Fills every field with its default (strings are allocated); prior contents are not freed. */

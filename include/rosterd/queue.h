@@ -27,8 +27,6 @@ struct rd_queue;
  */
 #define RD_QUEUE_PREFETCH 8
 #define RD_QUEUE_BACKOFF_CAP 21600.0  /* no retry waits longer than 6 h */
-/* Until rosterd.conf has job_history_days: finished jobs are kept this long. */
-#define RD_QUEUE_HISTORY_DAYS 30
 
 /*
  * Connects cfg->workers + 3 blocking connections (cfg->database_url) and starts
