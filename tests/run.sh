@@ -34,7 +34,7 @@ fail_note() { notes+=("$1"); }
 # ---------------------------------------------------------------- 1. packages
 packages=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
           libcurl4-openssl-dev libjson-c-dev libcmocka-dev postgresql python3-pytest
-          python3-psycopg2 valgrind clang libclang-rt-14-dev openssl)
+          python3-psycopg2 valgrind clang libclang-rt-14-dev openssl cppcheck)
 
 is_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -178,6 +178,18 @@ if ((!quick && asan_ok)); then
         run_ctest build-asan
 fi
 if ((!quick && normal_ok)); then run_valgrind build; fi
+
+# Static analysis of the C tree: any cppcheck warning fails the run.
+say "cppcheck over server/ and handlers/"
+if (cd "$root" && timeout 600 cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+        --std=c11 -I include -I server --suppress=missingIncludeSystem server handlers) \
+        >"$logdir/cppcheck.log" 2>&1; then
+    echo "cppcheck: ok"
+    passed=$((passed + 1))
+else
+    cat "$logdir/cppcheck.log"
+    failed=$((failed + 1)); fail_note "cppcheck"
+fi
 
 # ---------------------------------------------------------------- 4. integration + sandbox
 if ((quick)); then
