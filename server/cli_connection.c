@@ -20,34 +20,18 @@
 /* Reads a whole file ("-" is stdin). Returns a new string or NULL with errno set. */
 static char *read_text(const char *path)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f)
-        return NULL;
     struct rd_buf b = {0};
-    char chunk[8192];
-    size_t n;
-    int saved = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        rd_buf_append(&b, chunk, n);
-        if (b.len > DOC_MAX) {
-            saved = EFBIG;
-            break;
-        }
-    }
-    if (!saved && ferror(f))
-        saved = EIO;
-    if (!saved && b.data && memchr(b.data, '\0', b.len))
-        saved = EILSEQ;
-    if (f != stdin)
-        fclose(f);
-    if (saved) {
-        if (b.data)
-            rd_memzero(b.data, b.len);
+    int rc = strcmp(path, "-") == 0 ? rd_buf_read_stream(&b, stdin, DOC_MAX)
+                                    : rd_buf_read_file(&b, path, DOC_MAX);
+    if (rc != 0)
+        return NULL;
+    if (memchr(b.data, '\0', b.len)) {
+        rd_memzero(b.data, b.len);
         rd_buf_free(&b);
-        errno = saved;
+        errno = EILSEQ;
         return NULL;
     }
-    return b.data ? rd_buf_steal(&b) : rd_strdup("");
+    return rd_buf_steal(&b);
 }
 
 int rd_cli_connection_apply(struct rd_cli *cli, int argc, char **argv)

@@ -420,34 +420,18 @@ int rd_config_apply_env(struct rd_config *cfg, char *err, size_t errlen)
 /* Reads the whole file; NULL and err set ("PATH: cannot open: …") on failure. */
 static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    struct rd_buf b = {0};
+    if (rd_buf_read_file(&b, path, 1024 * 1024) != 0) {
+        if (errno == EFBIG)
+            set_err(err, errlen, "%s: larger than 1 MiB, not a config file", path);
+        else if (errno == EIO)
+            set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        else
+            set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    struct rd_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        rd_buf_append(&b, chunk, n);
-        if (b.len > 1024 * 1024) {
-            set_err(err, errlen, "%s: larger than 1 MiB, not a config file", path);
-            goto fail;
-        }
-    }
-    if (ferror(f)) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        goto fail;
-    }
-    fclose(f);
     *len = b.len;
-    if (!b.data)
-        return rd_strdup("");
     return rd_buf_steal(&b);
-fail:
-    fclose(f);
-    rd_buf_free(&b);
-    return NULL;
 }
 
 int rd_config_load(const char *path, struct rd_config *cfg, char *err, size_t errlen)

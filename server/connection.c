@@ -491,23 +491,14 @@ int rd_connection_validate(struct json_object *doc, PGconn *conn, char *err, siz
 static int read_secret_file(const char *path, const char *field, const char *ref, char **out,
                             char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, errlen, field, "%s: %s", ref, strerror(errno));
     struct rd_buf b = {0};
-    char chunk[4096];
-    size_t n;
     int rc = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        rd_buf_append(&b, chunk, n);
-        if (b.len > SECRET_FILE_MAX) {
-            rc = fail(err, errlen, field, "%s: file is larger than 1 MiB", ref);
-            goto done;
-        }
-    }
-    if (ferror(f)) {
-        rc = fail(err, errlen, field, "%s: read error", ref);
-        goto done;
+    if (rd_buf_read_file(&b, path, SECRET_FILE_MAX) != 0) {
+        if (errno == EFBIG)
+            return fail(err, errlen, field, "%s: file is larger than 1 MiB", ref);
+        if (errno == EIO)
+            return fail(err, errlen, field, "%s: read error", ref);
+        return fail(err, errlen, field, "%s: %s", ref, strerror(errno));
     }
     if (b.len > 0 && b.data[b.len - 1] == '\n')
         b.data[--b.len] = '\0';
@@ -522,7 +513,6 @@ done:
     if (b.data)
         rd_memzero(b.data, b.cap);
     rd_buf_free(&b);
-    fclose(f);
     return rc;
 }
 

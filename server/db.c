@@ -4,6 +4,7 @@
  * libpq's own message, which names host and port but not the password.
  */
 #include "rosterd/db.h"
+#include "rosterd/mem.h"
 
 #include "rosterd/migrate.h"
 
@@ -98,4 +99,14 @@ int rd_db_check_schema(PGconn *conn, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+char *rd_db_int8_array(const int64_t *ids, size_t n)
+{
+    struct rd_buf b = {0};
+    rd_buf_putc(&b, '{');
+    for (size_t i = 0; i < n; i++)
+        rd_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+    rd_buf_putc(&b, '}');
+    return rd_buf_steal(&b);
 }

@@ -4,6 +4,7 @@
  */
 #include "rosterd/mem.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,4 +182,43 @@ char *rd_buf_steal(struct rd_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+int rd_buf_read_stream(struct rd_buf *b, FILE *f, size_t max)
+{
+    char chunk[8192];
+    size_t n;
+    int saved = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        rd_buf_append(b, chunk, n);
+        if (b->len > max) {
+            saved = EFBIG;
+            break;
+        }
+    }
+    if (!saved && ferror(f))
+        saved = EIO;
+    rd_memzero(chunk, sizeof(chunk));
+    if (saved) {
+        if (b->data)
+            rd_memzero(b->data, b->cap);
+        rd_buf_free(b);
+        errno = saved;
+        return -1;
+    }
+    if (!b->data)
+        rd_buf_reserve(b, 0); /* an empty file still gives a "" string */
+    return 0;
+}
+
+int rd_buf_read_file(struct rd_buf *b, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    int rc = rd_buf_read_stream(b, f, max);
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    return rc;
 }

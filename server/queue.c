@@ -367,17 +367,6 @@ static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
     return n < max ? n : max;
 }
 
-/* '{1,2,3}' for a bigint[] parameter. */
-static char *id_array(const int64_t *ids, size_t n)
-{
-    struct rd_buf b = {0};
-    rd_buf_putc(&b, '{');
-    for (size_t i = 0; i < n; i++)
-        rd_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
-    rd_buf_putc(&b, '}');
-    return rd_buf_steal(&b);
-}
-
 static void heartbeat(struct rd_queue *q, const int64_t *ids, size_t n)
 {
     if (n == 0)
@@ -387,7 +376,7 @@ static void heartbeat(struct rd_queue *q, const int64_t *ids, size_t n)
         rd_log_warn("queue: heartbeat connection lost: %s", PQerrorMessage(q->dispatch_db));
         return;
     }
-    char *arr = id_array(ids, n);
+    char *arr = rd_db_int8_array(ids, n);
     snprintf(lease, sizeof lease, "%d", RD_QUEUE_LEASE_SECONDS);
     const char *params[3] = {arr, q->instance, lease};
     PGresult *res = rd_queue_exec(q->dispatch_db, "rd_heartbeat", HEARTBEAT_SQL, 3, params, err,
@@ -405,7 +394,7 @@ static void hand_back(struct rd_queue *q)
     int64_t *ids = rd_calloc(q->nready, sizeof *ids);
     for (size_t i = 0; i < q->nready; i++)
         ids[i] = q->ready[i]->id;
-    char *arr = id_array(ids, q->nready);
+    char *arr = rd_db_int8_array(ids, q->nready);
     const char *params[2] = {arr, q->instance};
     char err[512];
     if (!rd_queue_db_ok(q->dispatch_db, true) ||

@@ -46,17 +46,6 @@ static const char RETIRE_SQL[] =
     "  last_error, note, created_at, run_at, started_at, now() FROM d"
     " ON CONFLICT (id) DO NOTHING";
 
-/* '{1,2,3}' for a bigint[] parameter; new string. */
-static char *id_array(const int64_t *ids, size_t n)
-{
-    struct rd_buf b = {0};
-    rd_buf_putc(&b, '{');
-    for (size_t i = 0; i < n; i++)
-        rd_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
-    rd_buf_putc(&b, '}');
-    return rd_buf_steal(&b);
-}
-
 static void rollback(PGconn *db)
 {
     PQclear(PQexec(db, "ROLLBACK"));
@@ -117,7 +106,7 @@ int rd_replay_ids(PGconn *db, const int64_t *ids, size_t n, bool dry_run,
                   struct json_object **result, char *err, size_t errlen)
 {
     *result = NULL;
-    char *arr = id_array(ids, n);
+    char *arr = rd_db_int8_array(ids, n);
     const char *params[1] = {arr};
     static const char SEL[] = "SELECT id FROM events WHERE id = ANY($1::bigint[])";
     PGresult *res = NULL;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -28,6 +29,9 @@ PGresult *rd_db_exec(PGconn *conn, const char *sql, int nparams, const char *con
 /* As rd_db_exec for statements whose result is not needed. */
 int rd_db_run(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
               size_t errlen) __attribute__((warn_unused_result));
+
+/* '{1,2,3}': ids as the text of a bigint[] parameter. Returns a new string (free()). */
+char *rd_db_int8_array(const int64_t *ids, size_t n);
 
 /* The server's primary message of a result, without the trailing newline, into err. */
 void rd_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);

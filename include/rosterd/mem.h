@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 void *rd_malloc(size_t n) __attribute__((malloc, returns_nonnull));
 void *rd_calloc(size_t count, size_t n) __attribute__((malloc, returns_nonnull));
@@ -37,6 +38,16 @@ void rd_buf_json_str(struct rd_buf *b, const char *s, size_t n);
 void rd_buf_reset(struct rd_buf *b);
 /* Releases the storage; the struct may be reused. Accepts an all-zero buffer. */
 void rd_buf_free(struct rd_buf *b);
+/*
+ * Appends everything read from f (or the file at path) to b, at most max
+ * bytes. 0, or -1 with errno set: fopen's, EFBIG over max, EIO on a read
+ * error; on failure b is wiped (files may hold secrets) and freed. The _file
+ * variant closes what it opened.
+ */
+int rd_buf_read_stream(struct rd_buf *b, FILE *f, size_t max) __attribute__((warn_unused_result));
+int rd_buf_read_file(struct rd_buf *b, const char *path, size_t max)
+    __attribute__((warn_unused_result));
+
 /* Hands the storage to the caller (free with free()); the buffer is left empty. */
 char *rd_buf_steal(struct rd_buf *b);
 
