@@ -281,9 +281,19 @@ static struct json_object *attempt_log(PGconn *db, const char *id, char *err, si
 {
     const char *params[1] = {id};
     PGresult *res = rd_db_exec(db,
+                               /* Attempts are written when they end; the one in
+                                  progress is read from the running job. */
                                "SELECT attempt, " RD_SQL_ISO("started_at") ", "
-                               RD_SQL_ISO("finished_at") ", outcome, error"
-                               " FROM event_attempts WHERE event_id = $1::bigint ORDER BY id",
+                               RD_SQL_ISO("finished_at") ", outcome, error FROM ("
+                               "  SELECT id AS ord, attempt, started_at, finished_at, outcome,"
+                               "         error"
+                               "  FROM event_attempts WHERE event_id = $1::bigint"
+                               "  UNION ALL"
+                               "  SELECT NULL, e.attempts, j.started_at, NULL, NULL, NULL"
+                               "  FROM job_events je JOIN jobs j ON j.id = je.job_id"
+                               "  JOIN events e ON e.id = je.event_id"
+                               "  WHERE je.event_id = $1::bigint AND j.state = 'running'"
+                               ") a ORDER BY ord NULLS LAST",
                                1, params, err, errlen);
     if (!res)
         return NULL;

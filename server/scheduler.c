@@ -15,20 +15,24 @@
 
 /* A lapsed job counts its attempt: a job that kills its worker every time ends dead. */
 static const char REAP_SQL[] =
-    "WITH r AS ("
-    "  UPDATE jobs SET state = CASE WHEN attempts >= $1::int THEN 'dead' ELSE 'failed' END,"
+    "WITH lapsed AS ("
+    "  SELECT id, lease_owner, started_at FROM jobs WHERE state = 'running' AND lease_until < now()"
+    "  FOR UPDATE SKIP LOCKED"
+    "), r AS ("
+    "  UPDATE jobs j SET state = CASE WHEN j.attempts >= $1::int THEN 'dead' ELSE 'failed' END,"
     "         run_at = now(), lease_owner = NULL, lease_until = NULL, updated_at = now(),"
-    "         last_error = 'lease expired: worker ' || coalesce(lease_owner, '?') || ' lost'"
-    "  WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND lease_until < now()"
-    "               FOR UPDATE SKIP LOCKED)"
-    "  RETURNING id, state, last_error"
+    "         last_error = 'lease expired: worker ' || coalesce(l.lease_owner, '?') || ' lost'"
+    "  FROM lapsed l WHERE j.id = l.id"
+    "  RETURNING j.id, j.state, j.last_error, l.lease_owner, l.started_at"
     "), e AS ("
     "  UPDATE events ev SET status = r.state, last_error = r.last_error, updated_at = now()"
     "  FROM job_events je JOIN r ON r.id = je.job_id WHERE ev.id = je.event_id"
-    "  RETURNING ev.id, je.job_id, r.last_error"
+    "  RETURNING ev.id, ev.attempts, je.job_id, r.last_error, r.lease_owner, r.started_at"
     "), a AS ("
-    "  UPDATE event_attempts ea SET finished_at = now(), outcome = 'lease_lost', error = e.last_error"
-    "  FROM e WHERE ea.event_id = e.id AND ea.job_id = e.job_id AND ea.finished_at IS NULL"
+    "  INSERT INTO event_attempts (event_id, job_id, attempt, started_at, finished_at, outcome,"
+    "    error, instance)"
+    "  SELECT id, job_id, attempts, coalesce(started_at, now()), now(), 'lease_lost', last_error,"
+    "    lease_owner FROM e"
     ")"
     "SELECT count(*) FROM r";
 
@@ -77,7 +81,7 @@ static const char PERIODIC_SQL[] =
     "INSERT INTO jobs (kind, key, connection_id, run_at, unique_key, payload)"
     " SELECT k.kind, k.id || ':' || k.kind, k.id, k.slot, k.ukey, k.payload"
     " FROM keyed k JOIN ins ON ins.unique_key = k.ukey"
-    " ON CONFLICT (unique_key) DO NOTHING"
+    " ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
     " RETURNING id";
 
 /* Dead jobs leave the hot table after the retention period, links with them. */

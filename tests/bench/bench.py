@@ -131,7 +131,8 @@ class Procs:
 
 
 class Postgres:
-    def __init__(self, procs, shared_buffers):
+    def __init__(self, procs, shared_buffers, pg_stats=False):
+        self.pg_stats = pg_stats
         self.dir = procs.tmp / "pg"
         self.dir.mkdir()
         if IS_ROOT:
@@ -148,12 +149,17 @@ class Postgres:
                 f"shared_buffers = {shared_buffers}\nmax_connections = 200\n"
                 "max_wal_size = 4GB\ncheckpoint_timeout = 15min\n"
                 "logging_collector = off\nlog_min_messages = warning\n")
+        if pg_stats:
+            conf += ("shared_preload_libraries = 'pg_stat_statements'\n"
+                     "pg_stat_statements.track_planning = on\n")
         with open(data / "postgresql.conf", "a") as f:
             f.write(conf)
         self.data = data
         run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "postgres.log"),
              "-w", "-t", "60", "start"], as_pg=True, timeout=90)
         self.running = True
+        if pg_stats:
+            self.q("postgres", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
     def stop(self):
         if self.running:
@@ -181,6 +187,23 @@ class Postgres:
 
     def create_db(self, name):
         self.q("postgres", f"CREATE DATABASE {name}")
+        if self.pg_stats:
+            self.q(name, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    def log_stats(self, part, top=8):
+        """--pg-stats: the statements that cost Postgres the most since the last call."""
+        if not self.pg_stats:
+            return
+        rows = self.q("postgres",
+                      "SELECT calls, rows, round(total_exec_time::numeric, 1),"
+                      " round(total_plan_time::numeric, 1),"
+                      " regexp_replace(left(query, 110), '\\s+', ' ', 'g')"
+                      " FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC"
+                      f" LIMIT {int(top)}")
+        log(f"pg_stat_statements after {part} (calls, rows, exec ms, plan ms, statement):")
+        for r in rows:
+            log(f"  {r[0]:>8} {r[1]:>9} {r[2]:>10} {r[3]:>9}  {r[4]}")
+        self.q("postgres", "SELECT pg_stat_statements_reset()")
 
 
 # --------------------------------------------------------------------------- wrk
@@ -565,12 +588,17 @@ def run_drain(st, args, mode):
     ws = start_workers(st, args, mode, "drain")
     deadline = time.monotonic() + max(120, n / 1000)
     left = queued
+    # EXISTS stops at the first open job: a count(*) here scanned the whole hot table
+    # five times a second and took ~10 % of the CPU the drain itself needed.
     while time.monotonic() < deadline:
-        cur.execute("SELECT count(*) FROM jobs WHERE kind = 'noop'")
-        left = cur.fetchone()[0]
-        if left == 0:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = 'noop')")
+        if not cur.fetchone()[0]:
+            left = 0
             break
         time.sleep(0.2)
+    if left:
+        cur.execute("SELECT count(*) FROM jobs WHERE kind = 'noop'")
+        left = cur.fetchone()[0]
     wall_end = time.time()
     for w in ws:
         st.procs.stop(w)
@@ -896,6 +924,8 @@ def parse_args(argv):
     ap.add_argument("--build-dir", type=Path, default=ROOT / "build-bench")
     ap.add_argument("--node", default=shutil.which("node") or "node")
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    ap.add_argument("--pg-stats", action="store_true",
+                    help="load pg_stat_statements and log the top statements of each part")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     a = ap.parse_args(argv)
     a.duration = a.duration or (10 if a.quick else 30)
@@ -933,7 +963,7 @@ def main(argv):
         st.tmp = procs.tmp
         st.cert, st.key = make_tls(st.tmp)
         st.tls_ctx = ssl.create_default_context(cafile=str(st.cert))
-        st.pg = procs.pg = Postgres(procs, args.shared_buffers)
+        st.pg = procs.pg = Postgres(procs, args.shared_buffers, args.pg_stats)
         write_rosterd(st, args)
         if "intake" in args.parts:
             run_intake_part(st, args, res)
@@ -985,7 +1015,9 @@ def run_intake_part(st, args, res):
     res["request_files"] = {"count": count, "rate_cap": rate}
     st.pg.q("postgres", "CHECKPOINT")
     log("rosterd intake ...")
+    st.pg.log_stats("baselines")
     res["rosterd"] = run_rosterd_intake(st, args)
+    st.pg.log_stats("rosterd intake")
     r = res["rosterd"]
     log(f"rosterd: {r['rps']:,.0f} req/s, check {'ok' if r['check']['ok'] else 'FAILED'}")
     if not args.skip_node:
@@ -1007,7 +1039,9 @@ def run_queue_part(st, args, res):
                              "in this build; workers were tests/tools/queue_driver instances")
     st.pg.q("postgres", "CHECKPOINT")
     log(f"queue drain of {args.drain_jobs:,} jobs ({mode}) ...")
+    st.pg.log_stats("setup")
     res["drain"] = run_drain(st, args, mode)
+    st.pg.log_stats("drain")
     log(f"drain: {res['drain']['jobs_per_s']:,.0f} jobs/s")
     log(f"latency at {T_LATENCY_RATE:.0f} req/s for {args.latency_seconds} s ...")
     res["latency"] = run_latency(st, args, mode)

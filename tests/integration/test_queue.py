@@ -263,6 +263,47 @@ def test_kill9_job_runs_again_after_lease_lapses(qdb, drivers):
     assert qdb.one("SELECT count(*) FROM jobs WHERE kind = 'test.script'") == 0
 
 
+def test_attempt_in_progress_is_shown_and_written_once_at_the_end(qdb, drivers):
+    ev = qdb.add_event(qdb.acme, "test.script", "prog", {"sleep_ms": 1500})
+    drivers(workers=1)
+    qdb.wait_status(ev, ("running",), 10)
+    # Nothing is written for an attempt until it ends; operators still see it.
+    assert qdb.attempts(ev) == []
+    shown = json.loads(H.rosterctl(qdb.conf, "events", "show", str(ev), "--json").stdout)
+    assert shown["status"] == "running"
+    assert len(shown["attempt_log"]) == 1
+    running = shown["attempt_log"][0]
+    assert running["attempt"] == 1 and running["outcome"] is None
+    assert running["finished_at"] is None and running["started_at"]
+    qdb.wait_status(ev, ("done",), 10)
+    att = qdb.attempts(ev)
+    assert [(a[0], a[1]) for a in att] == [(1, "done")]
+    started, finished = att[0][5], att[0][6]
+    assert finished - started >= dt.timedelta(milliseconds=1400), (started, finished)
+    assert started.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") == \
+        running["started_at"][:19]
+    shown = json.loads(H.rosterctl(qdb.conf, "events", "show", str(ev), "--json").stdout)
+    assert [a["outcome"] for a in shown["attempt_log"]] == ["done"]
+
+
+def test_deleting_events_removes_their_links_and_attempts(qdb, drivers):
+    done = qdb.add_event(qdb.acme, "test.noop", "del1")
+    drivers()
+    qdb.wait_status(done, ("done",), 10)
+    waiting = qdb.add_event(qdb.acme, "test.noop", "del2")  # linked, not yet run
+    other = qdb.add_connection("other")
+    kept = qdb.add_event(other, "test.noop", "del3")
+    assert qdb.one("SELECT count(*) FROM event_attempts WHERE event_id = %s", (done,)) == 1
+    qdb.q("DELETE FROM events WHERE id IN (%s, %s)", (done, waiting))
+    assert qdb.one("SELECT count(*) FROM event_attempts WHERE event_id IN (%s, %s)",
+                   (done, waiting)) == 0
+    assert qdb.one("SELECT count(*) FROM job_events WHERE event_id IN (%s, %s)",
+                   (done, waiting)) == 0
+    qdb.q("DELETE FROM connections WHERE name = 'other'")
+    assert qdb.one("SELECT count(*) FROM job_events WHERE event_id = %s", (kept,)) == 0
+    assert qdb.one("SELECT count(*) FROM jobs WHERE connection_id = %s", (other,)) == 0
+
+
 def test_per_key_order_under_concurrency(qdb, drivers):
     # 12 keys x 8 jobs, inserted in shuffled run_at order; all due.
     rows = []
