@@ -81,8 +81,12 @@ static const char insert_sql[] =
     " SELECT i.ord, coalesce(ins.id, e.id), ins.id IS NOT NULL"
     " FROM input i"
     " LEFT JOIN ins ON ins.connection_id = i.connection_id AND ins.dedup_key = i.dkey"
-    " LEFT JOIN events e ON ins.id IS NULL AND e.connection_id = i.connection_id"
-    "                   AND e.dedup_key = i.dkey"
+    /* LATERAL: a probe of events_dedup per duplicate, whatever the statistics. A
+       plain join let the generic plan, made while events was small, hash-join a
+       sequential scan of all events on every batch. */
+    " LEFT JOIN LATERAL (SELECT e.id FROM events e WHERE ins.id IS NULL"
+    "                    AND e.connection_id = i.connection_id AND e.dedup_key = i.dkey"
+    "                    LIMIT 1) e ON true"
     " ORDER BY i.ord";
 
 static const char connections_sql[] =

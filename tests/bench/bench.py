@@ -151,7 +151,8 @@ class Postgres:
                 "logging_collector = off\nlog_min_messages = warning\n")
         if pg_stats:
             conf += ("shared_preload_libraries = 'pg_stat_statements'\n"
-                     "pg_stat_statements.track_planning = on\n")
+                     "pg_stat_statements.track_planning = on\n"
+                     "pg_stat_statements.track = all\n")
         with open(data / "postgresql.conf", "a") as f:
             f.write(conf)
         self.data = data

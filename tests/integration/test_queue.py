@@ -304,6 +304,39 @@ def test_deleting_events_removes_their_links_and_attempts(qdb, drivers):
     assert qdb.one("SELECT count(*) FROM jobs WHERE connection_id = %s", (other,)) == 0
 
 
+def test_uncommitted_link_holds_the_claim_but_not_other_batches(qdb, drivers):
+    first = qdb.add_event(qdb.acme, "test.noop", "shared")
+    job = qdb.one("SELECT id FROM jobs WHERE subject = 'shared' AND state = 'pending'")
+    # Two intake transactions add events for the same person and stay open: the
+    # second does not wait for the first (the old upsert made it wait for the commit).
+    tx = []
+    for _ in range(2):
+        c = qdb.pg.connect(qdb.name)
+        c.autocommit = False
+        with c.cursor() as cur:
+            cur.execute("SET statement_timeout = '3s'")
+            cur.execute("INSERT INTO events (connection_id, source, event_type, subject, auth,"
+                        " dedup_key, headers, body) VALUES (%s, 'personio', 'test.noop',"
+                        " 'shared', 'token', %s, '{}', '{}') RETURNING id",
+                        (qdb.acme, uuid.uuid4().bytes))
+            tx.append((c, cur.fetchone()[0]))
+    assert qdb.one("SELECT count(*) FROM jobs WHERE subject = 'shared'") == 1
+    # A worker must not run the job while a link to it is uncommitted.
+    drivers(workers=2)
+    time.sleep(1.5)
+    assert qdb.one("SELECT state FROM jobs WHERE id = %s", (job,)) == "pending"
+    assert qdb.status(first) == "pending"
+    for c, _ in tx:
+        c.commit()
+        c.close()
+    for ev in [first] + [e for _, e in tx]:
+        qdb.wait_status(ev, ("done",), 10)
+    # One run covered all three events.
+    assert qdb.q("SELECT DISTINCT job_id FROM event_attempts WHERE event_id = ANY(%s)",
+                 ([first] + [e for _, e in tx],)) == [(job,)]
+    assert qdb.one("SELECT count(*) FROM jobs_history WHERE subject = 'shared'") == 1
+
+
 def test_per_key_order_under_concurrency(qdb, drivers):
     # 12 keys x 8 jobs, inserted in shuffled run_at order; all due.
     rows = []
