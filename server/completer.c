@@ -39,7 +39,7 @@ static const char DONE_MANY_SQL[] =
     "  RETURNING je.event_id, je.job_id, d.done_note, d.started_at"
     "), e AS ("
     "  UPDATE events ev SET status = 'done', note = l.done_note, last_error = NULL,"
-    "         updated_at = now()"
+    "         attempts = ev.attempts + 1, updated_at = now()"
     "  FROM l WHERE ev.id = l.event_id RETURNING ev.id, ev.attempts, l.job_id, l.started_at"
     "), a AS ("
     "  INSERT INTO event_attempts (event_id, job_id, attempt, started_at, finished_at, outcome,"
@@ -67,7 +67,7 @@ static char *group_json(const struct rd_done *g, size_t n)
 static void commit_group(struct rd_queue *q, const struct rd_done *g, size_t n)
 {
     char err[512];
-    if (!rd_queue_db_ok(q->complete_db, false)) {
+    if (!rd_queue_db_ok(q->complete_db, RD_QUEUE_SESSION_COMPLETE)) {
         rd_log_warn("queue: completer connection lost; %zu finished jobs will run again once "
                     "their leases lapse", n);
         return;

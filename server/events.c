@@ -23,7 +23,8 @@ static const char *const masked_headers[] = {"authorization", "x-moco-signature"
 #define EVENTS_WHERE                                                                               \
     " WHERE ($1::text IS NULL OR c.name = $1::text)"                                              \
     " AND ($2::text IS NULL OR e.source = $2::text)"                                              \
-    " AND ($3::text IS NULL OR e.status = $3::text)"                                              \
+    " AND ($3::text IS NULL OR ((e.status = $3::text OR ($3::text = 'running'"                     \
+    "      AND e.status IN ('pending', 'failed'))) AND " RD_SQL_EVENT_STATUS " = $3::text))"     \
     " AND ($4::timestamptz IS NULL OR e.received_at >= $4::timestamptz)"                          \
     " AND ($5::bigint IS NULL OR e.received_at >= now() - $5::bigint * interval '1 second')"
 
@@ -192,7 +193,7 @@ static struct json_object *col(const PGresult *res, int row, int c, bool integer
 }
 
 static const char sql_list[] =
-    "SELECT e.id, c.name, e.source, e.event_type, e.status, e.attempts, "
+    "SELECT e.id, c.name, e.source, e.event_type, " RD_SQL_EVENT_STATUS ", e.attempts, "
     RD_SQL_ISO("e.received_at") ", e.last_error"
     " FROM events e JOIN connections c ON c.id = e.connection_id" EVENTS_WHERE
     " ORDER BY e.received_at DESC, e.id DESC LIMIT $6::int";
@@ -289,7 +290,7 @@ static struct json_object *attempt_log(PGconn *db, const char *id, char *err, si
                                "         error"
                                "  FROM event_attempts WHERE event_id = $1::bigint"
                                "  UNION ALL"
-                               "  SELECT NULL, e.attempts, j.started_at, NULL, NULL, NULL"
+                               "  SELECT NULL, e.attempts + 1, j.started_at, NULL, NULL, NULL"
                                "  FROM job_events je JOIN jobs j ON j.id = je.job_id"
                                "  JOIN events e ON e.id = je.event_id"
                                "  WHERE je.event_id = $1::bigint AND j.state = 'running'"
@@ -311,7 +312,7 @@ static struct json_object *attempt_log(PGconn *db, const char *id, char *err, si
 }
 
 static const char sql_show[] =
-    "SELECT e.id, c.name, e.source, e.event_type, e.status, e.attempts, "
+    "SELECT e.id, c.name, e.source, e.event_type, " RD_SQL_EVENT_STATUS ", e.attempts, "
     RD_SQL_ISO("e.received_at") ", e.last_error, e.subject, e.auth, e.note, "
     RD_SQL_ISO("e.updated_at") ", e.headers::text, e.body"
     " FROM events e JOIN connections c ON c.id = e.connection_id WHERE e.id = $1::bigint";

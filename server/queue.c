@@ -33,13 +33,26 @@
  * HEAD, the batch size, TAIL: the batch size is a literal (one prepared statement per power of two),
  * so Postgres can keep one generic plan per size instead of planning the claim
  * again on every call, which cost ~1 ms per claim with LIMIT $1. $1: this instance,
- * $2: lease seconds. The attempt itself is recorded when it ends (event_attempts
- * is insert-only, sql/004_lean_queue.sql); started_at is kept on the job for it.
+ * $2: lease seconds. The claim writes only the job: an event reads as running
+ * while its job runs (RD_SQL_EVENT_STATUS), and its attempt is recorded, and
+ * counted in events.attempts, when it ends (sql/004_lean_queue.sql).
  */
 static const char CLAIM_SQL_HEAD[] =
     "WITH cand AS ("
     "  SELECT j.id FROM jobs j"
-    "  WHERE j.state IN ('pending', 'failed') AND j.run_at <= now()"
+    "  WHERE j.state IN ('pending', 'failed') AND j.run_at <= now()";
+/*
+ * Claimed and finished jobs leave dead entries at the front of jobs_due until
+ * vacuum removes them, and a scan from the start steps over all of them: 50,000
+ * of them cost 1.4 ms per claim, growing through a drain. So most claims start
+ * after the last job this dispatcher claimed; every CLAIM_FULL_EVERY-th claim, and
+ * any claim after one that came back short, scans from the start, which picks up
+ * jobs that became due behind the mark (retries, batches that committed late).
+ */
+#define CLAIM_FULL_EVERY 16
+
+static const char CLAIM_SQL_AFTER[] = "    AND (j.run_at, j.id) > ($3::timestamptz, $4::bigint)";
+static const char CLAIM_SQL_MID[] =
     "    AND NOT EXISTS (SELECT 1 FROM jobs o"
     "      WHERE o.key = j.key AND o.state IN ('pending', 'failed', 'running') AND o.id <> j.id"
     "        AND (o.state = 'running' OR (o.run_at, o.id) < (j.run_at, j.id)))"
@@ -54,16 +67,14 @@ static const char CLAIM_SQL_TAIL[] =
     "  FROM cand WHERE j.id = cand.id"
     "  RETURNING j.id, j.kind, j.key, j.connection_id, j.subject, j.attempts, j.payload, j.run_at"
     "), ev AS ("
-    "  UPDATE events e SET status = 'running', attempts = e.attempts + 1, updated_at = now()"
-    "  FROM job_events je JOIN claimed c ON c.id = je.job_id"
-    "  WHERE e.id = je.event_id"
-    "  RETURNING e.id, je.job_id, e.event_type, e.subject"
+    "  SELECT e.id, je.job_id, e.event_type, e.subject"
+    "  FROM claimed c JOIN job_events je ON je.job_id = c.id JOIN events e ON e.id = je.event_id"
     "), evj AS ("
     "  SELECT job_id, json_agg(json_build_array(id, event_type, subject) ORDER BY id) AS evs"
     "  FROM ev GROUP BY job_id"
     ")"
     "SELECT c.id, c.kind, c.key, coalesce(c.connection_id, 0), cn.name, c.subject, c.attempts,"
-    "       c.payload::text, evj.evs::text"
+    "       c.payload::text, evj.evs::text, c.run_at::text"
     " FROM claimed c LEFT JOIN connections cn ON cn.id = c.connection_id"
     " LEFT JOIN evj ON evj.job_id = c.id"
     " ORDER BY c.run_at, c.id";
@@ -84,8 +95,7 @@ static const char HANDBACK_SQL[] =
     "  WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2"
     "  RETURNING id"
     ")"
-    "UPDATE events ev SET status = 'pending', attempts = ev.attempts - 1, updated_at = now()"
-    " FROM job_events je JOIN j ON j.id = je.job_id WHERE ev.id = je.event_id";
+    "SELECT count(*) FROM j";
 
 /* ---------------------------------------------------------------- pure helpers */
 
@@ -195,15 +205,15 @@ PGresult *rd_queue_exec(PGconn *db, const char *name, const char *sql, int npara
     return res;
 }
 
-bool rd_queue_db_ok(PGconn *db, bool async_commit)
+bool rd_queue_db_ok(PGconn *db, const char *session)
 {
     if (PQstatus(db) == CONNECTION_OK)
         return true;
     PQreset(db);
     if (PQstatus(db) != CONNECTION_OK)
         return false;
-    if (async_commit)
-        PQclear(PQexec(db, "SET synchronous_commit = off"));
+    if (session)
+        PQclear(PQexec(db, session));
     return true;
 }
 
@@ -331,7 +341,7 @@ static void parse_events(struct rd_claimed_job *job, const char *text)
 static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
 {
     char err[512];
-    if (!rd_queue_db_ok(q->dispatch_db, true)) {
+    if (!rd_queue_db_ok(q->dispatch_db, RD_QUEUE_SESSION_DISPATCH)) {
         rd_log_warn("queue: claim connection lost: %s", PQerrorMessage(q->dispatch_db));
         return -1;
     }
@@ -339,13 +349,20 @@ static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
     int batch = 1;
     while (batch <= max / 2 && batch < 1024)
         batch *= 2;
-    char name[32], sql[sizeof CLAIM_SQL_HEAD + sizeof CLAIM_SQL_TAIL + 16], lease[16];
-    snprintf(name, sizeof name, "rd_claim_%d", batch);
-    snprintf(sql, sizeof sql, "%s%d%s", CLAIM_SQL_HEAD, batch, CLAIM_SQL_TAIL);
+    bool after = q->claim_mark_id > 0 && q->claims_since_full < CLAIM_FULL_EVERY;
+    q->claims_since_full = after ? q->claims_since_full + 1 : 0;
+    char name[32], lease[16], mark_id[24];
+    char sql[sizeof CLAIM_SQL_HEAD + sizeof CLAIM_SQL_AFTER + sizeof CLAIM_SQL_MID +
+             sizeof CLAIM_SQL_TAIL + 16];
+    snprintf(name, sizeof name, "rd_claim_%s%d", after ? "after_" : "", batch);
+    snprintf(sql, sizeof sql, "%s%s%s%d%s", CLAIM_SQL_HEAD, after ? CLAIM_SQL_AFTER : "",
+             CLAIM_SQL_MID, batch, CLAIM_SQL_TAIL);
     snprintf(lease, sizeof lease, "%d", RD_QUEUE_LEASE_SECONDS);
-    const char *params[2] = {q->instance, lease};
+    snprintf(mark_id, sizeof mark_id, "%lld", (long long)q->claim_mark_id);
+    const char *params[4] = {q->instance, lease, q->claim_mark_run_at, mark_id};
     struct timespec t0 = rd_queue_now();
-    PGresult *res = rd_queue_exec(q->dispatch_db, name, sql, 2, params, err, sizeof err);
+    PGresult *res = rd_queue_exec(q->dispatch_db, name, sql, after ? 4 : 2, params, err,
+                                  sizeof err);
     if (!res) {
         rd_log_warn("queue: claim failed: %s", err);
         return -1;
@@ -369,6 +386,13 @@ static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
         parse_events(job, PQgetisnull(res, i, 8) ? NULL : PQgetvalue(res, i, 8));
         out[i] = job;
     }
+    if (n > 0) { /* rows come in (run_at, id) order: the last one is the mark */
+        q->claim_mark_id = strtoll(PQgetvalue(res, n - 1, 0), NULL, 10);
+        snprintf(q->claim_mark_run_at, sizeof q->claim_mark_run_at, "%s",
+                 PQgetvalue(res, n - 1, 9));
+    }
+    if (n < batch)
+        q->claims_since_full = CLAIM_FULL_EVERY; /* came back short: look behind the mark */
     PQclear(res);
     return n < max ? n : max;
 }
@@ -378,7 +402,7 @@ static void heartbeat(struct rd_queue *q, const int64_t *ids, size_t n)
     if (n == 0)
         return;
     char err[512], lease[16];
-    if (!rd_queue_db_ok(q->dispatch_db, true)) {
+    if (!rd_queue_db_ok(q->dispatch_db, RD_QUEUE_SESSION_DISPATCH)) {
         rd_log_warn("queue: heartbeat connection lost: %s", PQerrorMessage(q->dispatch_db));
         return;
     }
@@ -403,7 +427,7 @@ static void hand_back(struct rd_queue *q)
     char *arr = rd_db_int8_array(ids, q->nready);
     const char *params[2] = {arr, q->instance};
     char err[512];
-    if (!rd_queue_db_ok(q->dispatch_db, true) ||
+    if (!rd_queue_db_ok(q->dispatch_db, RD_QUEUE_SESSION_DISPATCH) ||
         rd_db_run(q->dispatch_db, HANDBACK_SQL, 2, params, err, sizeof err) != 0)
         rd_log_warn("queue: handing back %zu jobs failed, their leases lapse instead",
                     q->nready);
@@ -525,29 +549,29 @@ static void init_sync(struct rd_queue *q)
     pthread_condattr_destroy(&ca);
 }
 
-/*
- * Claims, lease renewals and reaping need not wait for their WAL flush: if
- * Postgres crashes before it, the claim is simply undone and the job runs again
- * (handlers are idempotent), and every worker's synchronous commit of an outcome
- * flushes the claim before it anyway. This halves the fsyncs per job.
- */
-static int connect_async(PGconn **db, const char *url, const char *app, char *err, size_t errlen)
+static int connect_session(PGconn **db, const char *url, const char *app, const char *session,
+                           char *err, size_t errlen)
 {
     *db = rd_db_connect(url, app, err, errlen);
     if (!*db)
         return -1;
-    return rd_db_run(*db, "SET synchronous_commit = off", 0, NULL, err, errlen);
+    PGresult *res = PQexec(*db, session);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        rd_db_error(*db, res, err, errlen);
+    PQclear(res);
+    return ok ? 0 : -1;
 }
 
 static int connect_all(struct rd_queue *q, char *err, size_t errlen)
 {
-    if (connect_async(&q->dispatch_db, q->db_url, "rosterd-dispatcher", err, errlen) != 0 ||
-        connect_async(&q->sched_db, q->db_url, "rosterd-scheduler", err, errlen) != 0)
-        return -1;
-    /* Outcomes are committed synchronously: a reported success is durable. */
-    q->complete_db = rd_db_connect(q->db_url, "rosterd-completer", err, errlen);
-    if (!q->complete_db || rd_db_run(q->complete_db, "SET plan_cache_mode = force_generic_plan", 0,
-                                     NULL, err, errlen) != 0)
+    if (connect_session(&q->dispatch_db, q->db_url, "rosterd-dispatcher",
+                        RD_QUEUE_SESSION_DISPATCH, err, errlen) != 0 ||
+        connect_session(&q->sched_db, q->db_url, "rosterd-scheduler", RD_QUEUE_SESSION_SCHED, err,
+                        errlen) != 0 ||
+        /* Outcomes are committed synchronously: a reported success is durable. */
+        connect_session(&q->complete_db, q->db_url, "rosterd-completer",
+                        RD_QUEUE_SESSION_COMPLETE, err, errlen) != 0)
         return -1;
     for (int i = 0; i < q->nworkers; i++) {
         q->worker_db[i] = rd_db_connect(q->db_url, "rosterd-worker", err, errlen);

@@ -43,6 +43,10 @@ struct rd_queue {
 
     PGconn **worker_db;    /* one per worker */
     PGconn *dispatch_db;
+    /* The dispatcher's claim mark: the (run_at, id) of the last job it claimed. */
+    int64_t claim_mark_id;
+    char claim_mark_run_at[64];
+    int claims_since_full;
     PGconn *sched_db;
     PGconn *complete_db;
 
@@ -102,10 +106,22 @@ struct timespec rd_queue_after_ms(long ms);
 bool rd_queue_past(const struct timespec *t);
 
 /*
- * Makes sure db is usable, resetting it once if the connection broke; a reset
- * connection of the dispatcher or scheduler gets synchronous_commit = off again.
+ * Session settings of the queue's connections, applied when they connect and again
+ * after a reset. Claims, renewals and reaping need not wait for their WAL flush
+ * (the claim is undone by a crash and the job runs again; the outcome's synchronous
+ * commit flushes it anyway). The dispatcher and completer run statements whose
+ * plans must not follow momentary statistics or parameter values: generic plans.
  */
-bool rd_queue_db_ok(PGconn *db, bool async_commit);
+#define RD_QUEUE_SESSION_DISPATCH                                                                  \
+    "SET synchronous_commit = off; SET plan_cache_mode = force_generic_plan"
+#define RD_QUEUE_SESSION_SCHED "SET synchronous_commit = off"
+#define RD_QUEUE_SESSION_COMPLETE "SET plan_cache_mode = force_generic_plan"
+
+/*
+ * Makes sure db is usable, resetting it once if the connection broke; a reset
+ * connection runs session (one of the above, or NULL) again.
+ */
+bool rd_queue_db_ok(PGconn *db, const char *session);
 
 /*
  * rd_db_exec for the hot statements: runs the statement prepared under name,

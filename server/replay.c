@@ -94,7 +94,7 @@ static PGresult *lock_selection(PGconn *db, const char *select_ids, int nparams,
     free(sql);
     if (rc != 0)
         return NULL;
-    sql = rd_asprintf("SELECT e.id, e.status FROM events e WHERE e.id IN (%s)"
+    sql = rd_asprintf("SELECT e.id, " RD_SQL_EVENT_STATUS " FROM events e WHERE e.id IN (%s)"
                       " ORDER BY e.id FOR UPDATE OF e",
                       select_ids);
     PGresult *res = rd_db_exec(db, sql, nparams, params, err, errlen);
@@ -113,7 +113,8 @@ int rd_replay_ids(PGconn *db, const int64_t *ids, size_t n, bool dry_run,
     int rc = -1;
     if (!dry_run && rd_db_run(db, "BEGIN", 0, NULL, err, errlen) != 0)
         goto out;
-    res = dry_run ? rd_db_exec(db, "SELECT id, status FROM events WHERE id = ANY($1::bigint[])",
+    res = dry_run ? rd_db_exec(db, "SELECT e.id, " RD_SQL_EVENT_STATUS
+                                   " FROM events e WHERE e.id = ANY($1::bigint[])",
                                1, params, err, errlen)
                   : lock_selection(db, SEL, 1, params, err, errlen);
     if (!res)
@@ -182,7 +183,7 @@ static int connection_id(PGconn *db, const char *name, char out[24], char *err, 
 }
 
 static const char FILTER_SQL[] =
-    "SELECT e.id FROM events e WHERE e.status = $1"
+    "SELECT e.id FROM events e WHERE e.status = $1 AND " RD_SQL_EVENT_STATUS " = $1"
     " AND ($2::bigint IS NULL OR e.connection_id = $2::bigint)"
     " AND ($3::bigint IS NULL OR e.received_at >= now() - $3::bigint * interval '1 second')"
     " AND ($4::timestamptz IS NULL OR e.received_at >= $4::timestamptz)";

@@ -25,7 +25,8 @@ static const char REAP_SQL[] =
     "  FROM lapsed l WHERE j.id = l.id"
     "  RETURNING j.id, j.state, j.last_error, l.lease_owner, l.started_at"
     "), e AS ("
-    "  UPDATE events ev SET status = r.state, last_error = r.last_error, updated_at = now()"
+    "  UPDATE events ev SET status = r.state, last_error = r.last_error,"
+    "         attempts = ev.attempts + 1, updated_at = now()"
     "  FROM job_events je JOIN r ON r.id = je.job_id WHERE ev.id = je.event_id"
     "  RETURNING ev.id, ev.attempts, je.job_id, r.last_error, r.lease_owner, r.started_at"
     "), a AS ("
@@ -178,7 +179,7 @@ void *rd_queue_scheduler_main(void *arg)
     pthread_mutex_lock(&q->mu);
     while (!q->scheduler_exit) {
         pthread_mutex_unlock(&q->mu);
-        if (rd_queue_db_ok(q->sched_db, true)) {
+        if (rd_queue_db_ok(q->sched_db, RD_QUEUE_SESSION_SCHED)) {
             reap(q);
             if (rd_queue_past(&next_periodic)) {
                 periodic(q);

@@ -31,7 +31,8 @@ static const char FAIL_SQL[] =
     "  WHERE id = $1::bigint AND state = 'running' AND lease_owner = $2 AND attempts = $3::int"
     "  RETURNING id, started_at"
     "), e AS ("
-    "  UPDATE events ev SET status = $4, last_error = $6, updated_at = now()"
+    "  UPDATE events ev SET status = $4, last_error = $6, attempts = ev.attempts + 1,"
+    "         updated_at = now()"
     "  FROM job_events je JOIN j ON j.id = je.job_id WHERE ev.id = je.event_id"
     "  RETURNING ev.id, ev.attempts, j.started_at"
     "), a AS ("
@@ -52,8 +53,10 @@ int rd_job_event_body(struct rd_job_ctx *ctx, size_t i, char **body, int *event_
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)ctx->events[i].id);
     const char *params[1] = {id};
-    PGresult *res = rd_db_exec(ctx->db, "SELECT body, attempts FROM events WHERE id = $1::bigint",
-                               1, params, ctx->err, sizeof ctx->err);
+    /* events.attempts counts finished attempts; this one is running. */
+    PGresult *res = rd_db_exec(ctx->db,
+                               "SELECT body, attempts + 1 FROM events WHERE id = $1::bigint", 1,
+                               params, ctx->err, sizeof ctx->err);
     if (!res)
         return -1;
     int rc = -1;
@@ -159,7 +162,7 @@ static bool run_job(struct rd_queue *q, PGconn *db, struct rd_claimed_job *job)
     struct rd_log_ctx lc = {.connection = job->conn_name,
                             .event_id = job->nevents ? job->events[0].id : 0,
                             .job_id = job->id};
-    if (!rd_queue_db_ok(db, false)) {
+    if (!rd_queue_db_ok(db, NULL)) {
         rd_log_ctx_warn(&lc, "worker connection lost, job waits for its lease to lapse");
         return false;
     }

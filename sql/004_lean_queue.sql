@@ -12,7 +12,8 @@
 --   link the intake made and every attempt a worker recorded. Events are deleted
 --   only by retention and by deleting a connection; the statement trigger below
 --   removes their links and attempts in the same statement, set-based.
--- * jobs loses two index entries per claim: connection_id is only searched when a
+-- * jobs loses two index entries per claim (and event_attempts and jobs_history one
+--   per finished job, below): connection_id is only searched when a
 --   connection is deleted (a scan of the small hot table then), and unique_key is
 --   NULL for every event job, so its unique index only covers the jobs that have one.
 
@@ -37,6 +38,13 @@ CREATE TRIGGER events_deleted AFTER DELETE ON events
 UPDATE event_attempts SET finished_at = now(), outcome = 'lease_lost',
        error = 'attempt interrupted by an upgrade'
 WHERE finished_at IS NULL;
+
+-- Two more index entries per finished job: attempts are read by event (their own
+-- index), never by id; history is pruned by finished_at, which grows with the
+-- table's physical order, so a BRIN summary serves that scan.
+ALTER TABLE event_attempts DROP CONSTRAINT event_attempts_pkey;
+DROP INDEX jobs_history_finished;
+CREATE INDEX jobs_history_finished ON jobs_history USING brin (finished_at);
 
 DROP INDEX jobs_connection;
 DROP INDEX jobs_unique_key;

@@ -18,6 +18,17 @@ struct json_object;
 /* A timestamptz column rendered as ISO 8601 UTC with a Z, for SELECT lists. */
 #define RD_SQL_ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/*
+ * An event's status as operators see it, for an events row aliased e. The stored
+ * status is only written when an attempt ends (pending, done, failed, dead): an
+ * event is "running" while a job it is linked to runs, which the claim does not
+ * write into every event row (sql/004_lean_queue.sql).
+ */
+#define RD_SQL_EVENT_STATUS                                                                        \
+    "(CASE WHEN e.status IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM job_events rje"        \
+    " JOIN jobs rj ON rj.id = rje.job_id WHERE rje.event_id = e.id AND rj.state = 'running')"      \
+    " THEN 'running' ELSE e.status END)"
+
 #define RD_EVENTS_LIMIT_DEFAULT 50
 #define RD_EVENTS_LIMIT_MAX 10000
 
