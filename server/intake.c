@@ -55,6 +55,7 @@ struct rd_intake {
     struct evhttp_bound_socket *bound;
     SSL_CTX *ssl_ctx;
     struct rd_idb *db;
+    struct json_tokener *tok; /* reused by every parse on the loop thread */
     struct cache_entry *cache;
     size_t ncache;
     bool cache_loaded;
@@ -161,12 +162,22 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
         evhttp_add_header(h, "Allow", "POST");
     if (draining)
         evhttp_add_header(h, "Connection", "close");
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, json, strlen(json));
-    evbuffer_add(b, "\n", 1);
+    struct evbuffer *ob = evhttp_request_get_output_buffer(req);
+    evbuffer_add(ob, json, strlen(json));
+    evbuffer_add(ob, "\n", 1);
     struct client *cl = client_of(req);
-    evhttp_send_reply(req, code, reason, b);
-    evbuffer_free(b);
+    struct evbuffer *out = cl ? bufferevent_get_output(cl->bev) : NULL;
+    bool fresh = out && evbuffer_get_length(out) == 0;
+    evhttp_send_reply(req, code, reason, NULL);
+    /*
+     * evhttp leaves the head in one chain and moves the body in as a second;
+     * bufferevent_openssl calls SSL_write per chain, so the answer would go
+     * out as two TLS records and two send()s. Joined, it is one of each. The
+     * bytes only reach SSL_write on a later loop turn (and libevent sets
+     * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), so moving them here is safe.
+     */
+    if (fresh)
+        evbuffer_pullup(out, -1);
     if (cl)
         client_arm(cl, true);
 }
@@ -277,8 +288,11 @@ static char *json_scalar_text(struct json_object *o)
     if (!o)
         return NULL;
     switch (json_object_get_type(o)) {
-    case json_type_int:
-        return rd_asprintf("%lld", (long long)json_object_get_int64(o));
+    case json_type_int: {
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", (long long)json_object_get_int64(o));
+        return rd_strdup(num);
+    }
     case json_type_string: {
         const char *s = json_object_get_string(o);
         size_t n = strlen(s);
@@ -325,49 +339,72 @@ static char *moco_subject(struct json_object *root, const char *target)
 
 static bool header_is_secret(const char *k)
 {
-    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie",
-                                         "x-moco-signature", "webhook-signature", "svix-signature",
-                                         "x-api-key"};
+    static const struct {
+        const char *name;
+        size_t len;
+    } secret[] = {{"authorization", 13},    {"proxy-authorization", 19}, {"cookie", 6},
+                  {"x-moco-signature", 16}, {"webhook-signature", 17},  {"svix-signature", 14},
+                  {"x-api-key", 9}};
+    /* Lengths first: most headers then need no case-folding compare at all. */
+    size_t n = strlen(k);
     for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
-        if (strcasecmp(k, secret[i]) == 0)
+        if (n == secret[i].len && strcasecmp(k, secret[i].name) == 0)
             return true;
     return false;
+}
+
+/*
+ * Appends s as a JSON string with every byte outside printable ASCII replaced
+ * by '?' (names also lower-cased). What is left needs escaping only for '"'
+ * and '\\', so this writes straight into the buffer in one pass.
+ */
+static void put_header_text(struct rd_buf *b, const char *s, bool lower)
+{
+    size_t n = strlen(s);
+    rd_buf_reserve(b, 2 * n + 2);
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (lower && c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        else if (c < 0x20 || c > 0x7e)
+            c = '?';
+        if (c == '"' || c == '\\')
+            *o++ = '\\';
+        *o++ = (char)c;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
 }
 
 /* Stored headers: lower-cased names, printable ASCII only, secrets masked. */
 static char *headers_json(struct evkeyvalq *hs)
 {
     struct rd_buf b = {0};
+    rd_buf_reserve(&b, 1023);
     rd_buf_putc(&b, '{');
-    bool first = true;
     for (struct evkeyval *kv = hs->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (!first)
+        if (kv != hs->tqh_first)
             rd_buf_putc(&b, ',');
-        first = false;
-        char *k = rd_strdup(kv->key);
-        for (char *p = k; *p; p++)
-            *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p + 32) : (*p < 0x20 || *p > 0x7e ? '?' : *p);
-        char *v = rd_strdup(header_is_secret(k) ? "********" : kv->value);
-        for (char *p = v; *p; p++)
-            if (*p < 0x20 || *p > 0x7e)
-                *p = '?';
-        rd_buf_json_str(&b, k, strlen(k));
+        put_header_text(&b, kv->key, true);
         rd_buf_putc(&b, ':');
-        rd_buf_json_str(&b, v, strlen(v));
-        free(k);
-        free(v);
+        if (header_is_secret(kv->key))
+            rd_buf_puts(&b, "\"********\"");
+        else
+            put_header_text(&b, kv->value, false);
     }
     rd_buf_putc(&b, '}');
     return rd_buf_steal(&b);
 }
 
 /* Parses the body as one strict UTF-8 JSON value. Returns a new object or NULL. */
-static struct json_object *parse_body(const char *body, size_t len)
+static struct json_object *parse_body(struct json_tokener *tok, const char *body, size_t len)
 {
     if (len == 0 || memchr(body, '\0', len))
         return NULL;
-    struct json_tokener *tok = json_tokener_new_ex(64);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_tokener_reset(tok);
     struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
     if (o && json_tokener_get_error(tok) == json_tokener_success) {
         size_t end = json_tokener_get_parse_end(tok);
@@ -382,7 +419,6 @@ static struct json_object *parse_body(const char *body, size_t len)
         json_object_put(o);
         o = NULL;
     }
-    json_tokener_free(tok);
     return o;
 }
 
@@ -429,16 +465,51 @@ static bool parse_path(struct evhttp_request *req, struct route *r)
     return true;
 }
 
+/* The request headers the intake reads; NULL when absent. */
+struct wanted {
+    const char *moco_target, *moco_event, *moco_signature, *authorization;
+    const char *wh_id, *wh_timestamp, *wh_signature;
+};
+
+static void want(const char **slot, const char *name, const char *rest, const struct evkeyval *kv)
+{
+    if (!*slot && strcasecmp(rest, name) == 0)
+        *slot = kv->value;
+}
+
+/*
+ * One pass over the headers instead of an evhttp_find_header scan per name;
+ * like that function, the first of repeated headers wins.
+ */
+static void find_wanted(const struct evkeyvalq *hs, struct wanted *w)
+{
+    memset(w, 0, sizeof(*w));
+    for (const struct evkeyval *kv = hs->tqh_first; kv; kv = kv->next.tqe_next) {
+        const char *k = kv->key;
+        if (strncasecmp(k, "x-moco-", 7) == 0) {
+            want(&w->moco_target, "target", k + 7, kv);
+            want(&w->moco_event, "event", k + 7, kv);
+            want(&w->moco_signature, "signature", k + 7, kv);
+        } else if (strncasecmp(k, "webhook-", 8) == 0) {
+            want(&w->wh_id, "id", k + 8, kv);
+            want(&w->wh_timestamp, "timestamp", k + 8, kv);
+            want(&w->wh_signature, "signature", k + 8, kv);
+        } else {
+            want(&w->authorization, "authorization", k, kv);
+        }
+    }
+}
+
 /* Authenticates; fills p->auth and the dedup key. */
-static bool authenticate(struct evkeyvalq *hs, const struct rd_source_auth *a, bool moco,
-                         const char *target, const char *event, struct rd_pending *p)
+static bool authenticate(const struct wanted *w, const struct rd_source_auth *a, bool moco,
+                         struct rd_pending *p)
 {
     uint8_t key[32];
+    const char *target = w->moco_target, *event = w->moco_event;
     if (a->nsw > 0) {
-        const char *id = evhttp_find_header(hs, "webhook-id");
+        const char *id = w->wh_id;
         enum rd_sw_result r = rd_verify_standard(
-            id, evhttp_find_header(hs, "webhook-timestamp"),
-            evhttp_find_header(hs, "webhook-signature"), p->body, p->body_len,
+            id, w->wh_timestamp, w->wh_signature, p->body, p->body_len,
             (const char *const *)a->sw_secrets, a->nsw, (int64_t)time(NULL), SW_TOLERANCE_S);
         if (r != RD_SW_OK) {
             rd_log_debug("standard webhooks verification failed: %s", rd_sw_result_str(r));
@@ -447,13 +518,13 @@ static bool authenticate(struct evkeyvalq *hs, const struct rd_source_auth *a, b
         p->auth = "standard";
         rd_dedup_standard(id, key);
     } else if (moco) {
-        if (!rd_verify_moco(p->body, p->body_len, evhttp_find_header(hs, "X-Moco-Signature"),
+        if (!rd_verify_moco(p->body, p->body_len, w->moco_signature,
                             (const char *const *)a->tokens, a->ntokens))
             return false;
         p->auth = "hmac";
         rd_dedup_moco(target ? target : "", event ? event : "", p->body, p->body_len, key);
     } else {
-        if (!rd_verify_token(evhttp_find_header(hs, "Authorization"),
+        if (!rd_verify_token(w->authorization,
                              (const char *const *)a->tokens, a->ntokens))
             return false;
         p->auth = "token";
@@ -464,9 +535,10 @@ static bool authenticate(struct evkeyvalq *hs, const struct rd_source_auth *a, b
 }
 
 /* Reads the event type and subject from a verified body. NULL on success, else the 400 message. */
-static const char *describe(struct rd_pending *p, bool moco, const char *target, const char *event)
+static const char *describe(struct json_tokener *tok, struct rd_pending *p, bool moco,
+                            const char *target, const char *event)
 {
-    struct json_object *root = parse_body(p->body, p->body_len);
+    struct json_object *root = parse_body(tok, p->body, p->body_len);
     if (!root)
         return "body is not valid JSON";
     const char *msg = NULL;
@@ -476,7 +548,11 @@ static const char *describe(struct rd_pending *p, bool moco, const char *target,
         else if (!name_ok(target) || !name_ok(event))
             msg = "X-Moco-Target or X-Moco-Event has unexpected characters";
         else {
-            p->event_type = rd_asprintf("%s.%s", target, event);
+            size_t tl = strlen(target), el = strlen(event);
+            p->event_type = rd_malloc(tl + el + 2);
+            memcpy(p->event_type, target, tl);
+            p->event_type[tl] = '.';
+            memcpy(p->event_type + tl + 1, event, el + 1);
             p->subject = moco_subject(root, target);
         }
     } else {
@@ -547,8 +623,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
-    const char *target = evhttp_find_header(hs, "X-Moco-Target");
-    const char *event = evhttp_find_header(hs, "X-Moco-Event");
+    struct wanted w;
+    find_wanted(hs, &w);
 
     struct rd_pending *p = rd_calloc(1, sizeof(*p));
     p->req = req;
@@ -559,13 +635,13 @@ static void on_request(struct evhttp_request *req, void *arg)
     p->body[len] = '\0';
     p->body_len = len;
 
-    if (!authenticate(hs, moco ? &c->moco : &c->personio, moco, target, event, p)) {
+    if (!authenticate(&w, moco ? &c->moco : &c->personio, moco, p)) {
         rd_pending_free(p);
         reply_error(in, req, 401, "Unauthorized", "unauthorized", c->name, source, "unauthorized",
                     t0);
         return;
     }
-    const char *bad = describe(p, moco, target, event);
+    const char *bad = describe(in->tok, p, moco, w.moco_target, w.moco_event);
     if (bad) {
         rd_pending_free(p);
         reply_error(in, req, 400, "Bad Request", bad, c->name, source, "bad_request", t0);
@@ -635,6 +711,10 @@ struct rd_intake *rd_intake_new(struct event_base *base, const struct rd_config 
     in->cfg = cfg;
     in->key = key;
     in->ssl_ctx = ctx;
+    in->tok = json_tokener_new_ex(64);
+    if (!in->tok)
+        abort();
+    json_tokener_set_flags(in->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     in->http = evhttp_new(base);
     evhttp_set_bevcb(in->http, on_new_bev, in);
     evhttp_set_gencb(in->http, on_request, in);
@@ -726,6 +806,8 @@ void rd_intake_free(struct rd_intake *in)
         free(in->cache[i].updated_at);
     }
     free(in->cache);
+    if (in->tok)
+        json_tokener_free(in->tok);
     SSL_CTX_free(in->ssl_ctx);
     free(in);
 }

@@ -250,7 +250,10 @@ void rd_dedup_moco(const char *target, const char *event, const void *body, size
                    uint8_t out[32])
 {
     size_t tlen = target ? strlen(target) : 0, elen = event ? strlen(event) : 0;
-    uint8_t *buf = rd_malloc(tlen + elen + len + 2);
+    /* Webhook bodies are mostly small: skip the allocation for those. */
+    uint8_t stackbuf[4096];
+    size_t total = tlen + elen + len + 2;
+    uint8_t *buf = total <= sizeof stackbuf ? stackbuf : rd_malloc(total);
     if (tlen)
         memcpy(buf, target, tlen);
     buf[tlen] = '\0';
@@ -259,8 +262,9 @@ void rd_dedup_moco(const char *target, const char *event, const void *body, size
     buf[tlen + 1 + elen] = '\0';
     if (len)
         memcpy(buf + tlen + elen + 2, body, len);
-    rd_sha256(buf, tlen + elen + len + 2, out);
-    free(buf);
+    rd_sha256(buf, total, out);
+    if (buf != stackbuf)
+        free(buf);
 }
 
 void rd_dedup_standard(const char *webhook_id, uint8_t out[32])
