@@ -66,17 +66,15 @@ static const char CLAIM_SQL_TAIL[] =
     "         updated_at = now()"
     "  FROM cand WHERE j.id = cand.id"
     "  RETURNING j.id, j.kind, j.key, j.connection_id, j.subject, j.attempts, j.payload, j.run_at"
-    "), ev AS ("
-    "  SELECT e.id, je.job_id, e.event_type, e.subject"
-    "  FROM claimed c JOIN job_events je ON je.job_id = c.id JOIN events e ON e.id = je.event_id"
-    "), evj AS ("
-    "  SELECT job_id, json_agg(json_build_array(id, event_type, subject) ORDER BY id) AS evs"
-    "  FROM ev GROUP BY job_id"
     ")"
     "SELECT c.id, c.kind, c.key, coalesce(c.connection_id, 0), cn.name, c.subject, c.attempts,"
-    "       c.payload::text, evj.evs::text, c.run_at::text"
+    "       c.payload::text,"
+    /* Per job, by its links' index: no join whose plan could follow stale statistics. */
+    "       (SELECT json_agg(json_build_array(e.id, e.event_type, e.subject) ORDER BY e.id)"
+    "        FROM job_events je JOIN events e ON e.id = je.event_id"
+    "        WHERE je.job_id = c.id)::text,"
+    "       c.run_at::text"
     " FROM claimed c LEFT JOIN connections cn ON cn.id = c.connection_id"
-    " LEFT JOIN evj ON evj.job_id = c.id"
     " ORDER BY c.run_at, c.id";
 
 static const char HEARTBEAT_SQL[] =
