@@ -35,7 +35,7 @@
 #include "rosterd/tls.h"
 #include "rosterd/verify.h"
 
-#define DB_POOL_SIZE 4
+#define DB_POOL_SIZE 2
 #define CONNECTIONS_REFRESH_S 2
 #define SW_TOLERANCE_S 300
 #define MAX_NAME_LEN 200

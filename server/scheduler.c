@@ -177,8 +177,10 @@ static void retention_run(struct rd_queue *q)
  * dead versions, its link one), and autovacuum looks at a database once a minute:
  * at 7,500 jobs/s that is ~900,000 dead tuples between visits, and every claim
  * steps over their index entries. So the scheduler vacuums jobs and job_events
- * itself once they hold more than HOT_DEAD_TUPLES dead tuples; one instance at a
- * time (advisory lock), SKIP_LOCKED so it never waits on a lock.
+ * itself, looking every second, once they hold more than HOT_DEAD_TUPLES dead
+ * tuples; one instance at a time (advisory lock), SKIP_LOCKED so it never waits
+ * on a lock. (Looking every 5 s let the dead tuples swing between 20,000 and
+ * ~110,000 at 7,500 jobs/s.)
  */
 #define HOT_DEAD_TUPLES "20000"
 #define VACUUM_LOCK_SQL "hashtext('rosterd.queue.vacuum')"
@@ -225,7 +227,7 @@ void *rd_queue_scheduler_main(void *arg)
     struct rd_queue *q = arg;
     struct timespec next_periodic = rd_queue_now();
     struct timespec next_retention = rd_queue_after_ms(60 * 1000L);
-    struct timespec next_vacuum = rd_queue_after_ms(5 * 1000L);
+    struct timespec next_vacuum = rd_queue_after_ms(1000L);
     pthread_mutex_lock(&q->mu);
     while (!q->scheduler_exit) {
         pthread_mutex_unlock(&q->mu);
@@ -233,7 +235,7 @@ void *rd_queue_scheduler_main(void *arg)
             reap(q);
             if (rd_queue_past(&next_vacuum)) {
                 vacuum_hot(q);
-                next_vacuum = rd_queue_after_ms(5 * 1000L);
+                next_vacuum = rd_queue_after_ms(1000L);
             }
             if (rd_queue_past(&next_periodic)) {
                 periodic(q);
