@@ -208,8 +208,8 @@ static void vacuum_hot(struct rd_queue *q)
         for (int i = 0; i < n; i++) {
             /* The names come from the fixed list above, not from input. */
             const char *sql = strcmp(PQgetvalue(res, i, 0), "jobs") == 0
-                                  ? "VACUUM (SKIP_LOCKED) jobs"
-                                  : "VACUUM (SKIP_LOCKED) job_events";
+                                  ? "VACUUM (SKIP_LOCKED, TRUNCATE false) jobs"
+                                  : "VACUUM (SKIP_LOCKED, TRUNCATE false) job_events";
             if (rd_db_run(q->sched_db, sql, 0, NULL, err, sizeof err) != 0)
                 rd_log_warn("scheduler: vacuuming the queue failed: %s", err);
         }

@@ -46,6 +46,12 @@ ALTER TABLE event_attempts DROP CONSTRAINT event_attempts_pkey;
 DROP INDEX jobs_history_finished;
 CREATE INDEX jobs_history_finished ON jobs_history USING brin (finished_at);
 
+-- A vacuum that finds empty pages at the end of a table (a drained queue) truncates
+-- them under an ACCESS EXCLUSIVE lock, which stalls every claim and intake batch
+-- while it lasts. The hot tables shrink and grow again all day: keep their pages.
+ALTER TABLE jobs SET (vacuum_truncate = false);
+ALTER TABLE job_events SET (vacuum_truncate = false);
+
 DROP INDEX jobs_connection;
 DROP INDEX jobs_unique_key;
 CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key) WHERE unique_key IS NOT NULL;
