@@ -87,13 +87,9 @@ static const char HEARTBEAT_SQL[] =
  * the attempt (no attempt row exists before an attempt ends).
  */
 static const char HANDBACK_SQL[] =
-    "WITH j AS ("
-    "  UPDATE jobs SET state = 'failed', run_at = now(), attempts = attempts - 1,"
-    "         lease_owner = NULL, lease_until = NULL, updated_at = now()"
-    "  WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2"
-    "  RETURNING id"
-    ")"
-    "SELECT count(*) FROM j";
+    "UPDATE jobs SET state = 'failed', run_at = now(), attempts = attempts - 1,"
+    "       lease_owner = NULL, lease_until = NULL, updated_at = now()"
+    " WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2";
 
 /* ---------------------------------------------------------------- pure helpers */
 
