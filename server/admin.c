@@ -24,6 +24,7 @@
 #include "rosterd/mem.h"
 #include "rosterd/metrics.h"
 #include "rosterd/migrate.h"
+#include "rosterd/queue.h"
 
 struct rd_admin {
     const struct rd_config *cfg;
@@ -43,8 +44,9 @@ void rd_admin_set_ready_probe(struct rd_admin *a, bool (*probe)(void *arg), void
 }
 
 /* A usable connection, re-established when the last one broke. NULL with err set. */
-PGconn *rd_admin_db(struct rd_admin *a, char *err, size_t errlen)
+static PGconn *admin_db(void *arg, char *err, size_t errlen)
 {
+    struct rd_admin *a = arg;
     if (a->db && PQstatus(a->db) == CONNECTION_OK)
         return a->db;
     if (a->db)
@@ -57,50 +59,11 @@ PGconn *rd_admin_db(struct rd_admin *a, char *err, size_t errlen)
     return a->db;
 }
 
-void rd_admin_send(struct evhttp_request *req, int code, const char *ctype, const char *body,
-                   size_t len)
-{
-    static const struct {
-        int code;
-        const char *reason;
-    } reasons[] = {{200, "OK"},         {202, "Accepted"},        {400, "Bad Request"},
-                   {403, "Forbidden"},  {404, "Not Found"},       {405, "Method Not Allowed"},
-                   {500, "Internal Server Error"}, {503, "Service Unavailable"}};
-    const char *reason = "Status";
-    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-        if (reasons[i].code == code)
-            reason = reasons[i].reason;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, body, len);
-    evhttp_send_reply(req, code, reason, b);
-    evbuffer_free(b);
-}
-
-void rd_admin_send_json(struct evhttp_request *req, int code, const char *json)
-{
-    struct rd_buf b = {0};
-    rd_buf_puts(&b, json);
-    rd_buf_putc(&b, '\n');
-    rd_admin_send(req, code, "application/json", b.data, b.len);
-    rd_buf_free(&b);
-}
-
-void rd_admin_send_error(struct evhttp_request *req, int code, const char *msg)
-{
-    struct rd_buf b = {0};
-    rd_buf_puts(&b, "{\"error\":");
-    rd_buf_json_str(&b, msg, strlen(msg));
-    rd_buf_putc(&b, '}');
-    rd_admin_send_json(req, code, b.data);
-    rd_buf_free(&b);
-}
-
 static void on_readyz(struct rd_admin *a, struct evhttp_request *req)
 {
     char err[512];
     int version = 0;
-    PGconn *db = rd_admin_db(a, err, sizeof(err));
+    PGconn *db = admin_db(a, err, sizeof(err));
     if (!db) {
         rd_admin_send_json(req, 503, "{\"status\":\"not ready\",\"reason\":\"database unreachable\"}");
         return;
@@ -126,11 +89,26 @@ static void on_readyz(struct rd_admin *a, struct evhttp_request *req)
     rd_admin_send_json(req, 200, "{\"status\":\"ready\"}");
 }
 
+/* Appends rosterd_jobs{state}, read now from the database, to a metrics page. */
+static void render_job_states(struct rd_admin *a, struct rd_buf *out)
+{
+    char err[512];
+    int64_t counts[RD_JOBS_NSTATES];
+    PGconn *db = admin_db(a, err, sizeof(err));
+    rd_buf_puts(out, "# HELP rosterd_jobs Jobs in the queue by state, read at scrape time.\n"
+                     "# TYPE rosterd_jobs gauge\n");
+    if (!db || rd_queue_count_states(db, counts, err, sizeof(err)) != 0)
+        return; /* no samples: the scrape still succeeds, the gap shows the outage */
+    for (int i = 0; i < RD_JOBS_NSTATES; i++)
+        rd_buf_printf(out, "rosterd_jobs{state=\"%s\"} %lld\n", rd_queue_state_name(i),
+                      (long long)counts[i]);
+}
+
 static void on_metrics(struct rd_admin *a, struct evhttp_request *req)
 {
     struct rd_buf out = {0};
     rd_metrics_render(&out);
-    rd_admin_render_job_states(a, &out);
+    render_job_states(a, &out);
     rd_admin_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     rd_buf_free(&out);
 }
@@ -160,7 +138,7 @@ static void on_request(struct evhttp_request *req, void *arg)
             rd_admin_send_error(req, 403, "forbidden");
             return;
         }
-        rd_admin_api(a, req, cmd, path, uri);
+        rd_admin_api(admin_db, a, req, cmd, path, uri);
         return;
     }
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {

@@ -19,7 +19,7 @@
 
 #include "admin_internal.h"
 #include "rosterd/events.h"
-#include "rosterd/queue.h"
+#include "rosterd/mem.h"
 #include "rosterd/replay.h"
 
 #define MAX_REPLAY_IDS 10000
@@ -186,8 +186,8 @@ static void jobs_list(struct evhttp_request *req, PGconn *db, struct evkeyvalq *
     json_object_put(out);
 }
 
-void rd_admin_api(struct rd_admin *a, struct evhttp_request *req, enum evhttp_cmd_type cmd,
-                  const char *path, const struct evhttp_uri *uri)
+void rd_admin_api(rd_admin_db_fn get_db, void *db_arg, struct evhttp_request *req,
+                  enum evhttp_cmd_type cmd, const char *path, const struct evhttp_uri *uri)
 {
     char err[512];
     struct evkeyvalq q = {0};
@@ -204,7 +204,7 @@ void rd_admin_api(struct rd_admin *a, struct evhttp_request *req, enum evhttp_cm
     PGconn *db = NULL;
     if (!known)
         rd_admin_send_error(req, 404, "not found");
-    else if (!(db = rd_admin_db(a, err, sizeof(err))))
+    else if (!(db = get_db(db_arg, err, sizeof(err))))
         rd_admin_send_error(req, 503, "database unavailable");
     else if (strcmp(path, "/admin/events/replay") == 0)
         post ? events_replay(req, db) : rd_admin_send_error(req, 405, "method not allowed");
@@ -219,18 +219,4 @@ void rd_admin_api(struct rd_admin *a, struct evhttp_request *req, enum evhttp_cm
     else
         events_get(req, db, path + 14);
     evhttp_clear_headers(&q);
-}
-
-void rd_admin_render_job_states(struct rd_admin *a, struct rd_buf *out)
-{
-    char err[512];
-    int64_t counts[RD_JOBS_NSTATES];
-    PGconn *db = rd_admin_db(a, err, sizeof(err));
-    rd_buf_puts(out, "# HELP rosterd_jobs Jobs in the queue by state, read at scrape time.\n"
-                     "# TYPE rosterd_jobs gauge\n");
-    if (!db || rd_queue_count_states(db, counts, err, sizeof(err)) != 0)
-        return; /* no samples: the scrape still succeeds, the gap shows the outage */
-    for (int i = 0; i < RD_JOBS_NSTATES; i++)
-        rd_buf_printf(out, "rosterd_jobs{state=\"%s\"} %lld\n", rd_queue_state_name(i),
-                      (long long)counts[i]);
 }

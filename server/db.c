@@ -6,7 +6,6 @@
 #include "rosterd/db.h"
 #include "rosterd/mem.h"
 
-#include "rosterd/migrate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -78,26 +77,6 @@ int rd_db_run(PGconn *conn, const char *sql, int nparams, const char *const *par
     if (!res)
         return -1;
     PQclear(res);
-    return 0;
-}
-
-int rd_db_check_schema(PGconn *conn, char *err, size_t errlen)
-{
-    int current = 0;
-    int latest = rd_migrate_latest();
-    if (rd_migrate_current(conn, &current, err, errlen) != 0)
-        return -1;
-    if (current < latest) {
-        snprintf(err, errlen,
-                 "database schema is at version %d, this rosterd needs %d: run `rosterctl migrate`",
-                 current, latest);
-        return -1;
-    }
-    if (current > latest) {
-        snprintf(err, errlen, "database schema version %d is newer than this binary (%d)", current,
-                 latest);
-        return -1;
-    }
     return 0;
 }
 

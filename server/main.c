@@ -126,7 +126,7 @@ static int check_schema(const struct rd_config *cfg)
         rd_log_warn("database unreachable at start-up (will keep trying): %s", err);
         return 0;
     }
-    int rc = rd_db_check_schema(db, err, sizeof(err));
+    int rc = rd_migrate_check(db, err, sizeof(err));
     PQfinish(db);
     if (rc != 0) {
         rd_log_error("%s", err);

@@ -149,3 +149,23 @@ int rd_migrate_apply(struct pg_conn *conn, int *applied, char *err, size_t errle
     }
     return 0;
 }
+
+int rd_migrate_check(struct pg_conn *conn, char *err, size_t errlen)
+{
+    int current = 0;
+    int latest = rd_migrate_latest();
+    if (rd_migrate_current(conn, &current, err, errlen) != 0)
+        return -1;
+    if (current < latest) {
+        snprintf(err, errlen,
+                 "database schema is at version %d, this rosterd needs %d: run `rosterctl migrate`",
+                 current, latest);
+        return -1;
+    }
+    if (current > latest) {
+        snprintf(err, errlen, "database schema version %d is newer than this binary (%d)", current,
+                 latest);
+        return -1;
+    }
+    return 0;
+}

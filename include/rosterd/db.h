@@ -36,10 +36,4 @@ char *rd_db_int8_array(const int64_t *ids, size_t n);
 /* The server's primary message of a result, without the trailing newline, into err. */
 void rd_db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen);
 
-/*
- * Checks that the schema matches this binary (used by rosterd at start).
- * -1 with a message telling the operator to run `rosterctl migrate` when older.
- */
-int rd_db_check_schema(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));
-
 #endif

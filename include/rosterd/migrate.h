@@ -35,4 +35,11 @@ int rd_migrate_apply(struct pg_conn *conn, int *applied, char *err, size_t errle
 int rd_migrate_current(struct pg_conn *conn, int *version, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/*
+ * Checks that the schema matches this binary (rosterd at start). -1 with a
+ * message telling the operator to run `rosterctl migrate` when it is older.
+ */
+int rd_migrate_check(struct pg_conn *conn, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif
