@@ -89,6 +89,19 @@ int rd_moco_list_users(struct rd_moco *m, bool include_archived, double deadline
                        struct rd_moco_user_list *out, struct rd_http_error *err)
     __attribute__((warn_unused_result));
 
+/*
+ * Users with this e-mail (GET /users?email=, archived included; MOCO compares
+ * case-insensitively). Free out with rd_moco_user_list_free.
+ */
+int rd_moco_find_users(struct rd_moco *m, const char *email, double deadline,
+                       struct rd_moco_user_list *out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
+
+/* GET /users/{id}: *found false on 404. out->items[0] is the user (free the list). */
+int rd_moco_get_user(struct rd_moco *m, int64_t id, double deadline, bool *found,
+                     struct rd_moco_user_list *out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
+
 /* Presences of [from, to] (both required), of one user when user_id > 0. */
 int rd_moco_list_presences(struct rd_moco *m, const char *from, const char *to, int64_t user_id,
                            double deadline, struct rd_moco_presence_list *out,

@@ -20,6 +20,10 @@ struct rd_scim_user {
     char *external_id;
     char *manager_id;   /* enterprise manager.value or NULL */
     char *department;   /* enterprise department or NULL */
+    char *given_name;   /* name.givenName or NULL */
+    char *family_name;  /* name.familyName or NULL */
+    char **emails;      /* emails[].value */
+    size_t nemails;
 };
 
 struct rd_scim_user_list {
@@ -66,6 +70,23 @@ int rd_scim_find_user(struct rd_scim *s, const char *user_name, double deadline,
                       struct rd_scim_user *out, struct rd_http_error *err)
     __attribute__((warn_unused_result));
 
+/*
+ * Users matching one filter `attr eq "value"` (attr: userName, emails.value or
+ * externalId; string comparison as the server does it: case-insensitive for
+ * userName and e-mails). out is a new list (free with rd_scim_user_list_free).
+ */
+int rd_scim_find_users(struct rd_scim *s, const char *attr, const char *value, double deadline,
+                       struct rd_scim_user_list *out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
+
+/* GET /Users/{id}: *found false (out zeroed) on 404. Clear out with rd_scim_user_clear. */
+int rd_scim_get_user(struct rd_scim *s, const char *id, double deadline, bool *found,
+                     struct rd_scim_user *out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
+
+/* Deep copy of u into out (clear it with rd_scim_user_clear). */
+void rd_scim_user_copy(struct rd_scim_user *out, const struct rd_scim_user *u);
+
 /* Every user, paged by startIndex/count. Free out with rd_scim_user_list_free. */
 int rd_scim_list_users(struct rd_scim *s, double deadline, struct rd_scim_user_list *out,
                        struct rd_http_error *err) __attribute__((warn_unused_result));
@@ -83,6 +104,14 @@ int rd_scim_set_active(struct rd_scim *s, const char *id, bool active,
 int rd_scim_set_manager(struct rd_scim *s, const char *id, const char *manager_id,
                         const struct rd_audit_ctx *audit, double deadline,
                         struct rd_http_error *err) __attribute__((warn_unused_result));
+/*
+ * PATCH userName to email and emails to that one work address (an address change
+ * in HR follows the person).
+ */
+int rd_scim_set_user_name(struct rd_scim *s, const char *id, const char *email,
+                          const struct rd_audit_ctx *audit, double deadline,
+                          struct rd_http_error *err) __attribute__((warn_unused_result));
+
 /* PATCH the enterprise department; NULL removes it. */
 int rd_scim_set_department(struct rd_scim *s, const char *id, const char *department,
                            const struct rd_audit_ctx *audit, double deadline,

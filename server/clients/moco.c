@@ -468,6 +468,51 @@ int rd_moco_list_users(struct rd_moco *m, bool include_archived, double deadline
     return rc;
 }
 
+int rd_moco_find_users(struct rd_moco *m, const char *email, double deadline,
+                       struct rd_moco_user_list *out, struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct rd_buf q = {0};
+    rd_buf_puts(&q, "/users?include_archived=true&email=");
+    rd_http_urlencode(&q, email);
+    int rc = moco_list(m, q.data, "/users", deadline, add_user, out, err);
+    rd_buf_free(&q);
+    if (rc != 0)
+        rd_moco_user_list_free(out);
+    return rc;
+}
+
+int rd_moco_get_user(struct rd_moco *m, int64_t id, double deadline, bool *found,
+                     struct rd_moco_user_list *out, struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    char *url = rd_asprintf("%s/users/%lld", m->base_url, (long long)id);
+    struct rd_http_response resp;
+    int rc = moco_call(m, "GET", url, "/users/{id}", NULL, true, deadline, &resp, err);
+    free(url);
+    if (rc != 0 && resp.status == 404) {
+        rc = 0;
+    } else if (rc == 0) {
+        struct json_tokener *tok = json_tokener_new();
+        struct json_object *root =
+            json_tokener_parse_ex(tok, resp.body.data ? resp.body.data : "", (int)resp.body.len);
+        if (json_tokener_get_error(tok) != json_tokener_success || !root ||
+            !json_object_is_type(root, json_type_object)) {
+            rd_http_error_set(err, false, (int)resp.status,
+                              "moco GET /users/{id}: invalid JSON in the answer");
+            rc = -1;
+        } else {
+            add_user(root, out);
+            *found = true;
+        }
+        json_tokener_free(tok);
+        json_object_put(root);
+    }
+    rd_http_response_free(&resp);
+    return rc;
+}
+
 static char *range_query(const char *path, const char *from, const char *to, int64_t user_id)
 {
     struct rd_buf q = {0};

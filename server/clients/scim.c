@@ -57,7 +57,36 @@ void rd_scim_user_clear(struct rd_scim_user *u)
     free(u->external_id);
     free(u->manager_id);
     free(u->department);
+    free(u->given_name);
+    free(u->family_name);
+    for (size_t i = 0; i < u->nemails; i++)
+        free(u->emails[i]);
+    free(u->emails);
     memset(u, 0, sizeof(*u));
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? rd_strdup(s) : NULL;
+}
+
+void rd_scim_user_copy(struct rd_scim_user *out, const struct rd_scim_user *u)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = dup_or_null(u->id);
+    out->user_name = dup_or_null(u->user_name);
+    out->active = u->active;
+    out->external_id = dup_or_null(u->external_id);
+    out->manager_id = dup_or_null(u->manager_id);
+    out->department = dup_or_null(u->department);
+    out->given_name = dup_or_null(u->given_name);
+    out->family_name = dup_or_null(u->family_name);
+    if (u->nemails) {
+        out->emails = rd_calloc(u->nemails, sizeof(char *));
+        for (size_t i = 0; i < u->nemails; i++)
+            out->emails[i] = rd_strdup(u->emails[i]);
+        out->nemails = u->nemails;
+    }
 }
 
 void rd_scim_user_list_free(struct rd_scim_user_list *l)
@@ -94,6 +123,19 @@ static void parse_user(struct json_object *o, struct rd_scim_user *u)
     struct json_object *ent = rd_json_get(o, SCIM_ENT);
     u->manager_id = jstr(rd_json_get(rd_json_get(ent, "manager"), "value"));
     u->department = jstr(rd_json_get(ent, "department"));
+    struct json_object *name = rd_json_get(o, "name");
+    u->given_name = jstr(rd_json_get(name, "givenName"));
+    u->family_name = jstr(rd_json_get(name, "familyName"));
+    struct json_object *em = rd_json_get(o, "emails");
+    if (em && json_object_is_type(em, json_type_array)) {
+        size_t n = json_object_array_length(em);
+        u->emails = rd_calloc(n ? n : 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+            char *v = jstr(rd_json_get(json_object_array_get_idx(em, i), "value"));
+            if (v)
+                u->emails[u->nemails++] = v;
+        }
+    }
 }
 
 static void parse_group(struct json_object *o, struct rd_scim_group *g)
@@ -246,6 +288,52 @@ int rd_scim_find_user(struct rd_scim *s, const char *user_name, double deadline,
     return 0;
 }
 
+int rd_scim_find_users(struct rd_scim *s, const char *attr, const char *value, double deadline,
+                       struct rd_scim_user_list *out, struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    char *q = eq_filter("/Users", attr, value);
+    struct json_object *root = get_list(s, q, "/Users", deadline, err);
+    free(q);
+    if (!root)
+        return -1;
+    struct json_object *res = rd_json_get(root, "Resources");
+    size_t n = res ? json_object_array_length(res) : 0;
+    out->items = rd_calloc(n ? n : 1, sizeof(*out->items));
+    for (size_t i = 0; i < n; i++)
+        parse_user(json_object_array_get_idx(res, i), &out->items[out->count++]);
+    json_object_put(root);
+    return 0;
+}
+
+int rd_scim_get_user(struct rd_scim *s, const char *id, double deadline, bool *found,
+                     struct rd_scim_user *out, struct rd_http_error *err)
+{
+    *found = false;
+    memset(out, 0, sizeof(*out));
+    struct rd_buf path = {0};
+    rd_buf_puts(&path, "/Users/");
+    rd_http_urlencode(&path, id);
+    struct rd_http_response resp;
+    int rc = rd_scim_call(s, "scim", s->scim_base, "GET", path.data, path.data, NULL, true,
+                          deadline, rd_scim_error_message, &resp, err);
+    if (rc != 0 && resp.status == 404) {
+        rc = 0; /* gone: not an error for a caller checking a pinned link */
+    } else if (rc == 0) {
+        struct json_object *root = rd_scim_parse_object(&resp, "scim GET /Users/{id}", err);
+        if (root) {
+            parse_user(root, out);
+            *found = out->id != NULL;
+        } else {
+            rc = -1;
+        }
+        json_object_put(root);
+    }
+    rd_http_response_free(&resp);
+    rd_buf_free(&path);
+    return rc;
+}
+
 int rd_scim_list_users(struct rd_scim *s, double deadline, struct rd_scim_user_list *out,
                        struct rd_http_error *err)
 {
@@ -394,6 +482,23 @@ int rd_scim_set_manager(struct rd_scim *s, const char *id, const char *manager_i
     }
     return patch(s, "Users", id, one_op(manager_id ? "replace" : "remove", SCIM_ENT ":manager", v),
                  audit, deadline, err);
+}
+
+int rd_scim_set_user_name(struct rd_scim *s, const char *id, const char *email,
+                          const struct rd_audit_ctx *audit, double deadline,
+                          struct rd_http_error *err)
+{
+    struct json_object *ops = one_op("replace", "userName", json_object_new_string(email));
+    struct json_object *emails = json_object_new_array();
+    struct json_object *em = json_object_new_object();
+    json_object_object_add(em, "value", json_object_new_string(email));
+    json_object_object_add(em, "type", json_object_new_string("work"));
+    json_object_object_add(em, "primary", json_object_new_boolean(1));
+    json_object_array_add(emails, em);
+    struct json_object *more = one_op("replace", "emails", emails);
+    json_object_array_add(ops, json_object_get(json_object_array_get_idx(more, 0)));
+    json_object_put(more);
+    return patch(s, "Users", id, ops, audit, deadline, err);
 }
 
 int rd_scim_set_department(struct rd_scim *s, const char *id, const char *department,
