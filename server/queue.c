@@ -527,6 +527,11 @@ static void queue_free(struct rd_queue *q)
     free(q->done);
     free(q->instance);
     free(q->db_url);
+    free(q->ca_file);
+    if (q->smtp_url)
+        rd_memzero(q->smtp_url, strlen(q->smtp_url)); /* may carry SMTP credentials */
+    free(q->smtp_url);
+    free(q->smtp_from);
     free(q);
 }
 
@@ -624,6 +629,9 @@ struct rd_queue *rd_queue_start(const struct rd_config *cfg, const uint8_t key[3
     q->retry_base = cfg->retry_base_seconds > 0 ? cfg->retry_base_seconds : 2;
     q->instance = rd_strdup(instance_name && *instance_name ? instance_name : "rosterd");
     q->db_url = rd_strdup(cfg->database_url ? cfg->database_url : "postgresql:///rosterd");
+    q->ca_file = cfg->ca_file ? rd_strdup(cfg->ca_file) : NULL;
+    q->smtp_url = cfg->smtp_url ? rd_strdup(cfg->smtp_url) : NULL;
+    q->smtp_from = cfg->smtp_from ? rd_strdup(cfg->smtp_from) : NULL;
     memcpy(q->key, key, RD_SECRET_KEY_LEN);
     q->worker_db = rd_calloc((size_t)n, sizeof *q->worker_db);
     q->worker_threads = rd_calloc((size_t)n, sizeof *q->worker_threads);

@@ -39,6 +39,9 @@ struct rd_queue {
     int job_history_days;     /* finished and dead jobs older than this are deleted */
     char *instance;
     char *db_url;
+    char *ca_file;         /* config values handlers need (rd_job_ctx), or NULL */
+    char *smtp_url;
+    char *smtp_from;
     uint8_t key[RD_SECRET_KEY_LEN];
 
     PGconn **worker_db;    /* one per worker */

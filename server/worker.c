@@ -181,6 +181,9 @@ static bool run_job(struct rd_queue *q, PGconn *db, struct rd_claimed_job *job)
     ctx->nevents = job->nevents;
     ctx->instance = q->instance;
     ctx->stopping = &q->stopping;
+    ctx->ca_file = q->ca_file;
+    ctx->smtp_url = q->smtp_url;
+    ctx->smtp_from = q->smtp_from;
 
     const struct rd_handler *h = rd_handler_find(job->kind);
     int rc = 0;

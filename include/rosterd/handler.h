@@ -59,6 +59,9 @@ struct rd_job_ctx {
     size_t nevents;
     const char *instance;
     const atomic_bool *stopping;  /* set at shutdown: long handlers may finish early */
+    const char *ca_file;          /* rosterd.conf ca_file, smtp_url, smtp_from (or NULL) */
+    const char *smtp_url;         /* a secret (may carry credentials): never log it */
+    const char *smtp_from;
     /* results */
     char err[1024];
     bool permanent;
@@ -82,6 +85,8 @@ struct rd_capability {
 
 /* Capability tables, listed in handlers/registry.c. */
 extern const struct rd_capability rd_cap_noop;
+extern const struct rd_capability rd_cap_identity; /* identity.c: moco.user */
+extern const struct rd_capability rd_cap_person;   /* person.c: personio.person */
 
 /* The handler for kind, or NULL. Static data, thread-safe. */
 const struct rd_handler *rd_handler_find(const char *kind);
