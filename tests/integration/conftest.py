@@ -285,6 +285,19 @@ def daemon(stack, tls, tmp_path_factory):
         _check_daemon(d)
 
 
+@pytest.fixture(scope="module")
+def world(pg, tls, make_conf, tmp_path_factory):
+    """The handler tests' world (tests/integration/world.py): sandbox, own database,
+    connection `acme` pointing at the sandbox, one rosterd. Call world.reset() first."""
+    from world import World
+
+    w = World(pg, tls, make_conf, tmp_path_factory.mktemp("world"))
+    try:
+        yield w
+    finally:
+        w.close()
+
+
 @pytest.fixture
 def uniq():
     return uuid.uuid4().hex

@@ -19,53 +19,7 @@ import urllib.request
 import pytest
 
 import helpers as H
-
-SANDBOX = H.ROOT / "deploy" / "sandbox" / "sandbox.py"
-
-
-class Sandbox:
-    def __init__(self, tls, workdir):
-        self.tls = tls
-        self.log = open(workdir / "sandbox.err", "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SANDBOX), "serve", "--port", "0", "--seed", "demo",
-             "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)],
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.kill()
-            raise H.HarnessError("sandbox did not start: " + open(workdir / "sandbox.err").read())
-        self.info = json.loads(line)
-        self.base = self.info["base_url"]
-        assert self.base.startswith("https://")
-        self.ctx = ssl.create_default_context(cafile=str(tls.ca))
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + "/_control" + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
-            return json.loads(r.read() or b"null")
-
-    def requests(self, system, method=None, prefix=None):
-        q = f"/requests?system={system}"
-        if method:
-            q += f"&method={method}"
-        if prefix:
-            q += f"&path_prefix={prefix}"
-        return self.call("GET", q)
-
-    def fault(self, **f):
-        return self.call("POST", "/faults", f)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
+from world import Sandbox
 
 @pytest.fixture(scope="module")
 def sandbox(tls, tmp_path_factory):

@@ -1,0 +1,82 @@
+/*
+ * Identity links (DESIGN.md §1): an HR employee is linked to a platform (SCIM) user
+ * and to a MOCO user once by e-mail (case-insensitive), and the link is then pinned
+ * to the Personio id in the people table, so an e-mail change in Personio follows
+ * the person (the platform's userName is updated) instead of making a stranger. Two
+ * candidate accounts for one person are a `conflict` finding and change nothing.
+ *
+ * These are convergence functions: the personio.person and moco.user handlers and
+ * the nightly reconciliation call them alike, through a struct rd_sync.
+ */
+#ifndef ROSTERD_IDENTITY_H
+#define ROSTERD_IDENTITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rosterd/http.h"
+#include "rosterd/personio.h"
+#include "rosterd/scim.h"
+#include "rosterd/sync.h"
+
+/*
+ * Records what Personio says of e in people (the mirror that answers "who reports
+ * to X" and feeds `rosterctl hires`): e-mail, names, status, team, department,
+ * supervisor, hire date and last day (last_working_day, else termination_date).
+ * Links are kept. Nothing is written in a dry run. -1 with err on a database error.
+ */
+int rd_identity_remember(struct rd_sync *s, const struct rd_personio_employee *e, char *err,
+                         size_t errlen) __attribute__((warn_unused_result));
+
+/* The last day an employee works: last_working_day, else termination_date, else NULL. Borrowed. */
+const char *rd_identity_last_day(const struct rd_personio_employee *e);
+
+/* How a person's platform account was resolved. */
+enum rd_link_state {
+    RD_LINK_NONE = 0,   /* no account on the platform (a hire to invite, or gone) */
+    RD_LINK_PINNED,     /* the pinned account, still there */
+    RD_LINK_NEW,        /* linked now by e-mail (a `linked` finding was recorded) */
+    RD_LINK_CONFLICT,   /* two or more candidates, or the only one belongs to someone else */
+};
+
+/*
+ * Links e to its platform user and returns that user as the platform has it now in
+ * *out (zeroed when there is none; clear it with rd_scim_user_clear):
+ *  - a pinned account that still exists is kept; when its userName differs from
+ *    e's e-mail, userName and emails are PATCHed to the HR address (audited, a
+ *    `linked` finding says "e-mail changed");
+ *  - a pinned account that is gone is unpinned and the person is linked afresh;
+ *  - otherwise the single candidate (userName or e-mails equal to e's e-mail, or
+ *    externalId equal to the Personio id) that no other person has pinned is
+ *    linked; two or more candidates record a `conflict` naming both and change
+ *    nothing.
+ * Call rd_identity_remember first (the link lives in e's people row).
+ */
+int rd_identity_platform(struct rd_sync *s, const struct rd_personio_employee *e,
+                         struct rd_scim_user *out, enum rd_link_state *state,
+                         struct rd_http_error *err) __attribute__((warn_unused_result));
+
+/*
+ * Links e to its MOCO user the same way (by e-mail, then pinned to the MOCO id).
+ * *moco_user_id is 0 when there is none or on a conflict (*state says which).
+ */
+int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e,
+                     int64_t *moco_user_id, enum rd_link_state *state, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
+
+/*
+ * The Personio employee a MOCO user belongs to: the pinned link, else the MOCO
+ * user's e-mail looked up in Personio (and then pinned). *personio_id is 0 when
+ * MOCO or Personio does not know the user, or on a conflict.
+ */
+int rd_identity_person_for_moco(struct rd_sync *s, int64_t moco_user_id, int64_t *personio_id,
+                                struct rd_http_error *err) __attribute__((warn_unused_result));
+
+/* The MOCO user id pinned to a Personio employee (0 when none); one query. */
+int64_t rd_identity_pinned_moco(struct rd_sync *s, int64_t personio_id);
+
+/* The SCIM id pinned to a Personio employee, or NULL; a new string (free()). */
+char *rd_identity_pinned_scim(struct rd_sync *s, int64_t personio_id);
+
+#endif
