@@ -6,6 +6,7 @@
  */
 #include "rosterd/sync.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,15 @@ struct emp_slot {
     struct rd_personio_employee e;
 };
 
+struct time_off_slot {
+    int64_t employee_id; /* 0: everyone */
+    char from[11], to[11];
+    struct rd_personio_time_off_list list;
+};
+
 struct rd_sync_cache {
+    struct time_off_slot *toffs;
+    size_t ntoffs;
     struct emp_slot *emps; /* read one by one */
     size_t nemps;
     bool have_all_emps;
@@ -142,6 +151,9 @@ static void findings_free(struct rd_sync *s)
 void rd_sync_cache_clear(struct rd_sync *s)
 {
     struct rd_sync_cache *c = s->cache;
+    for (size_t i = 0; i < c->ntoffs; i++)
+        rd_personio_time_off_list_free(&c->toffs[i].list);
+    free(c->toffs);
     for (size_t i = 0; i < c->nemps; i++)
         rd_personio_employee_clear(&c->emps[i].e);
     free(c->emps);
@@ -160,6 +172,9 @@ void rd_sync_close(struct rd_sync *s)
         rd_log_warn("findings of %s not recorded: %s", s->reason, err);
     rd_sync_cache_clear(s);
     free(s->cache);
+    for (size_t i = 0; i < sizeof(s->ext) / sizeof(s->ext[0]); i++)
+        if (s->ext[i].data && s->ext[i].free)
+            s->ext[i].free(s->ext[i].data);
     findings_free(s);
     rd_personio_free(s->personio);
     rd_moco_free(s->moco);
@@ -691,5 +706,60 @@ int rd_sync_moco_users(struct rd_sync *s, const struct rd_moco_user_list **out,
         c->have_moco = true;
     }
     *out = &c->moco;
+    return 0;
+}
+
+/* Copies the time-offs of one employee inside [from, to] out of a wider list. */
+static void filter_time_offs(const struct rd_personio_time_off_list *all, int64_t employee_id,
+                             const char *from, const char *to,
+                             struct rd_personio_time_off_list *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->items = rd_calloc(all->count + 1, sizeof(*out->items));
+    for (size_t i = 0; i < all->count; i++) {
+        const struct rd_personio_time_off *t = &all->items[i];
+        if (t->employee_id != employee_id || !t->start_date || !t->end_date ||
+            strcmp(t->end_date, from) < 0 || strcmp(t->start_date, to) > 0)
+            continue;
+        struct rd_personio_time_off *c = &out->items[out->count++];
+        *c = *t;
+        c->id_v2 = t->id_v2 ? rd_strdup(t->id_v2) : NULL;
+        c->status = t->status ? rd_strdup(t->status) : NULL;
+        c->start_date = rd_strdup(t->start_date);
+        c->end_date = rd_strdup(t->end_date);
+        c->type_name = t->type_name ? rd_strdup(t->type_name) : NULL;
+    }
+}
+
+int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, const char *to,
+                      const struct rd_personio_time_off_list **out, struct rd_http_error *err)
+{
+    struct rd_sync_cache *c = s->cache;
+    size_t wide = SIZE_MAX;
+    for (size_t i = 0; i < c->ntoffs; i++) {
+        struct time_off_slot *t = &c->toffs[i];
+        if (t->employee_id == employee_id && strcmp(t->from, from) == 0 && strcmp(t->to, to) == 0) {
+            *out = &t->list;
+            return 0;
+        }
+        if (t->employee_id == 0 && strcmp(t->from, from) <= 0 && strcmp(t->to, to) >= 0)
+            wide = i;
+    }
+    c->toffs = rd_realloc(c->toffs, (c->ntoffs + 1) * sizeof(*c->toffs));
+    struct time_off_slot *slot = &c->toffs[c->ntoffs];
+    memset(slot, 0, sizeof(*slot));
+    slot->employee_id = employee_id;
+    snprintf(slot->from, sizeof(slot->from), "%s", from);
+    snprintf(slot->to, sizeof(slot->to), "%s", to);
+    if (wide != SIZE_MAX) { /* index, not pointer: the realloc above may have moved it */
+        filter_time_offs(&c->toffs[wide].list, employee_id, from, to, &slot->list);
+    } else {
+        struct rd_personio *p = rd_sync_personio(s, err);
+        if (!p || rd_personio_list_time_offs(p, from, to, employee_id, s->deadline, &slot->list,
+                                             err) != 0)
+            return -1;
+    }
+    c->ntoffs++;
+    *out = &slot->list;
     return 0;
 }

@@ -87,7 +87,18 @@ struct rd_sync {
 
     /* what was read (see the accessors); owned */
     struct rd_sync_cache *cache;
+    /*
+     * Caches of the capabilities' own reads (groups and delegations for the
+     * lifecycle, presences, schedules and attendances for time sync, run state
+     * for reconciliation): each hangs its data here and rd_sync_close calls free.
+     */
+    struct rd_sync_ext {
+        void *data;
+        void (*free)(void *data);
+    } ext[4];
 };
+
+enum { RD_SYNC_EXT_PEOPLE = 0, RD_SYNC_EXT_TIME, RD_SYNC_EXT_RUN, RD_SYNC_EXT_SPARE };
 
 /*
  * Opens a context for a job: the connection (ctx->conn, loaded by the worker for
@@ -237,6 +248,17 @@ int rd_sync_scim_user(struct rd_sync *s, const char *id, bool *found, struct rd_
 /* Every MOCO user, archived included (all pages; cached). *out borrowed. */
 int rd_sync_moco_users(struct rd_sync *s, const struct rd_moco_user_list **out,
                        struct rd_http_error *err) __attribute__((warn_unused_result));
+
+/*
+ * Time-offs overlapping [from, to] (YYYY-MM-DD, both required) of one employee
+ * (employee_id > 0) or of everyone (0). Cached by (employee, window); when the
+ * context holds everyone's time-offs for a window covering [from, to] (a run
+ * preloads them with employee_id 0), per-employee reads are answered from it.
+ * *out is borrowed (valid until rd_sync_close or rd_sync_cache_clear).
+ */
+int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, const char *to,
+                      const struct rd_personio_time_off_list **out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 
 /* True when the full lists are cached (a run preloaded them): lookups then read no upstream. */
 bool rd_sync_have_scim_users(const struct rd_sync *s);
