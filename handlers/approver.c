@@ -529,14 +529,28 @@ static void job_free(struct job *j)
     rd_scim_user_clear(&j->acc);
 }
 
-/* The approver's own platform account (they have approvals only if they have one). */
+/*
+ * The approver's own platform account (they have approvals only if they have one):
+ * the pinned link, else linked now (the absence handler may ask before any person
+ * event has linked them).
+ */
 static int approver_account(struct job *j, bool *found, struct rd_http_error *err)
 {
     char *pinned = rd_identity_pinned_scim(j->s, j->e->id);
     *found = false;
     int rc = pinned ? rd_sync_scim_user(j->s, pinned, found, &j->acc, err) : 0;
     free(pinned);
-    return rc;
+    if (rc != 0 || *found)
+        return rc;
+    rd_scim_user_clear(&j->acc);
+    char dberr[256];
+    enum rd_link_state st = RD_LINK_NONE;
+    if (rd_identity_remember(j->s, j->e, dberr, sizeof(dberr)) != 0)
+        return rd_lc_db_fail(err, "people", dberr);
+    if (rd_identity_platform(j->s, j->e, &j->acc, &st, err) != 0)
+        return -1;
+    *found = (st == RD_LINK_PINNED || st == RD_LINK_NEW) && j->acc.id;
+    return 0;
 }
 
 /* Lists the approver's delegations; only ours (ext_tid != 0) are ever looked at. */

@@ -13,6 +13,8 @@ import zoneinfo
 
 import pytest
 
+import helpers as H
+
 pytestmark = pytest.mark.usefixtures("world")
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
@@ -238,3 +240,24 @@ def test_delegations_rosterd_did_not_make_are_left_alone(world):
     world.update("personio_time_offs", {"id": 30001, "status": "cancelled"})
     assert world.wait_event(world.personio("employment.updated", 1003))["status"] == "done"
     assert [d["external_id"] for d in delegations(world)] == ["finance-2026-17"]
+
+
+def test_the_absence_handlers_entry_point_links_the_approver_and_delegates(world):
+    """rd_approver_converge as the personio.absence handler calls it: for one
+    absence's window, for an approver no person event has linked yet."""
+    world.reset()
+    t = time_off(world, 30001)
+    assert world.person(1003) is None
+    res = H.run([H.binary("converge_probe"), "-c", str(world.conf.path), "acme", "1003",
+                 "--approver", t["start_date"], t["end_date"]], timeout=60, env=H.child_env())
+    out = json.loads(res.stdout)
+    assert {f["kind"] for f in out} == {"linked"} and JONAS in {f["email"] for f in out}
+    assert world.person(1003)["scim_id"] == world.sandbox.lookup(JONAS)["scim_user_id"]
+    [d] = delegations(world)
+    assert (d["approver"], d["delegate"]) == (JONAS, CEO)
+    assert d["external_id"] == f"rosterd:acme:time-off:30001:{t['start_date']}:{t['end_date']}"
+    # the same call again: nothing more
+    world.sandbox.call("DELETE", "/requests")
+    H.run([H.binary("converge_probe"), "-c", str(world.conf.path), "acme", "1003",
+           "--approver", t["start_date"], t["end_date"]], timeout=60, env=H.child_env())
+    assert world.writes("platform") == []

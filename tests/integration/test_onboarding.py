@@ -240,3 +240,17 @@ def test_long_standing_employees_without_an_account_are_not_hires(world):
     ev = world.personio("person.created", 1041)
     assert world.wait_event(ev)["status"] == "done"
     assert len(hire_alerts(world, "olga.alt@acme.example")) == 1
+
+
+def test_status_becoming_onboarding_is_when_the_alert_goes_out(world):
+    world.reset()
+    # HR keeps a future hire as inactive until the contract is signed
+    world.sandbox.fixtures({"personio_employees": [{
+        "id": 1042, "first_name": "Pia", "last_name": "Neu", "email": "pia.neu@acme.example",
+        "status": "inactive", "hire_date": "2027-03-01", "team": "Frontend"}]})
+    assert world.wait_event(world.personio("employment.updated", 1042))["status"] == "done"
+    assert hire_alerts(world, "pia.neu@acme.example") == []
+    world.update("personio_employees", {"id": 1042, "status": "onboarding"})
+    assert world.wait_event(world.personio("employment.updated", 1042))["status"] == "done"
+    [text] = hire_alerts(world, "pia.neu@acme.example")
+    assert "starts on 2027-03-01" in text and "Platform team: Engineering" in text

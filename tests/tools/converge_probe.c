@@ -5,12 +5,17 @@
  * before the reconciliation itself exists on this branch.
  *
  *   converge_probe -c rosterd.conf CONNECTION PERSONIO_ID [--dry-run] [--hold]
+ *                  [--approver FROM TO]
+ *
+ * --approver calls rd_approver_converge for [FROM, TO] instead, as the
+ * personio.absence handler does.
  */
 #include "rosterd/config.h"
 #include "rosterd/connection.h"
 #include "rosterd/crypto.h"
 #include "rosterd/db.h"
 #include "rosterd/http.h"
+#include "rosterd/approver.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 #include "rosterd/person.h"
@@ -43,9 +48,15 @@ static void print_findings(const struct rd_sync *s)
     json_object_put(arr);
 }
 
+struct mode {
+    bool dry, hold;
+    const char *from, *to; /* --approver window, NULL: rd_person_converge */
+};
+
 static int converge(PGconn *db, struct rd_connection *conn, const struct rd_config *cfg,
-                    long long id, bool dry, bool hold)
+                    long long id, const struct mode *m)
 {
+    bool dry = m->dry, hold = m->hold;
     struct rd_sync_opts opts = {.ca_file = cfg->ca_file};
     struct rd_sync *s = rd_sync_open_run(db, conn, 0, dry, &opts, rd_http_now() + 60);
     s->hold_destructive = hold;
@@ -54,7 +65,8 @@ static int converge(PGconn *db, struct rd_connection *conn, const struct rd_conf
     bool gone = false;
     int rc = rd_sync_employee(s, id, &e, &gone, &err);
     if (rc == 0 && !gone)
-        rc = rd_person_converge(s, e, &err);
+        rc = m->from ? rd_approver_converge(s, e, m->from, m->to, &err)
+                     : rd_person_converge(s, e, &err);
     if (rc == 0)
         print_findings(s);
     else
@@ -67,13 +79,17 @@ int main(int argc, char **argv)
 {
     if (argc < 5 || strcmp(argv[1], "-c") != 0) {
         fprintf(stderr, "usage: converge_probe -c rosterd.conf CONNECTION PERSONIO_ID"
-                        " [--dry-run] [--hold]\n");
+                        " [--dry-run] [--hold] [--approver FROM TO]\n");
         return 2;
     }
-    bool dry = false, hold = false;
+    struct mode m = {0};
     for (int i = 5; i < argc; i++) {
-        dry = dry || strcmp(argv[i], "--dry-run") == 0;
-        hold = hold || strcmp(argv[i], "--hold") == 0;
+        m.dry = m.dry || strcmp(argv[i], "--dry-run") == 0;
+        m.hold = m.hold || strcmp(argv[i], "--hold") == 0;
+        if (strcmp(argv[i], "--approver") == 0 && i + 2 < argc) {
+            m.from = argv[++i];
+            m.to = argv[++i];
+        }
     }
     rd_log_setup(RD_LOG_WARN, RD_LOG_TEXT);
     rd_http_global_init();
@@ -90,7 +106,7 @@ int main(int argc, char **argv)
     struct rd_connection *conn = NULL;
     PGconn *db = rd_db_connect(cfg.database_url, "converge_probe", err, sizeof err);
     if (db && rd_connection_load(db, key, argv[3], &conn, err, sizeof err) == 0)
-        rc = converge(db, conn, &cfg, strtoll(argv[4], NULL, 10), dry, hold);
+        rc = converge(db, conn, &cfg, strtoll(argv[4], NULL, 10), &m);
     else
         fprintf(stderr, "converge_probe: %s\n", err);
     rd_connection_free(conn);
