@@ -317,9 +317,9 @@ static int protected_due(struct rd_sync *s, const struct rd_personio_employee *e
                          struct rd_http_error *err)
 {
     rd_sync_finding(s, "deactivated", e->email, NULL, RD_RESULT_SKIPPED,
-                    "protected user (policy.protected_users): %s %s ended at %s (%s), the platform"
-                    " account stays active",
-                    day_kind(e), last, w->local, w->utc);
+                    "protected user (policy.protected_users): %s %s ended at %s %s (%s), the"
+                    " platform account stays active",
+                    day_kind(e), last, w->local, rd_sync_timezone(s), w->utc);
     if (s->dry_run)
         return 0;
     char key[96], name[256], subject[320];
