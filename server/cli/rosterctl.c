@@ -81,6 +81,11 @@ static const struct rd_cli_command commands[] = {
     {"events", "replay", rd_cli_events_replay, rd_cli_usage_events_replay,
      "queue failed or dead events again (by ID or filter, --dry-run)"},
     {"jobs", "list", rd_cli_jobs_list, rd_cli_usage_jobs_list, "list queued jobs"},
+    {"hires", "list", rd_cli_hires_list, rd_cli_usage_hires_list, "list new hires and their status"},
+    {"hires", "invite", rd_cli_hires_invite, rd_cli_usage_hires_invite,
+     "create a hire's platform account (EMAIL --connection C)"},
+    {"deactivations", "upcoming", rd_cli_deactivations_upcoming,
+     rd_cli_usage_deactivations_upcoming, "who is deactivated when (local time and UTC)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
