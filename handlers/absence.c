@@ -80,6 +80,7 @@ struct aconv {
     struct tally *tallies;
     size_t ntallies;
     bool wrote;
+    bool refreshed; /* sched was read again after the cached copy */
     bool have_perm;
     struct rd_http_error perm;
 };
@@ -486,6 +487,13 @@ static int converge_days(struct aconv *c, struct rd_http_error *err)
         struct slink *l = link_on(c, w->date);
         if (l) {
             const struct rd_moco_schedule *have = schedule_of(c, l->schedule_id);
+            if (!have && !c->refreshed) { /* a preload may predate another job's write */
+                rd_timesync_schedules_written(c->s, c->uid);
+                if (rd_timesync_schedules(c->s, c->uid, c->from, c->to, &c->sched, err) != 0)
+                    return -1;
+                c->refreshed = true;
+                have = schedule_of(c, l->schedule_id);
+            }
             if (have) {
                 if (correct(c, l, have, w, err) != 0)
                     return -1;
@@ -571,6 +579,8 @@ int rd_absence_converge(struct rd_sync *s, const struct rd_personio_employee *e,
     snprintf(c.to, sizeof(c.to), "%s", to);
     if (strcmp(c.from, c.to) > 0)
         return 0;
+    if (!s->dry_run && rd_timesync_lock(s, "absence", moco_user_id, true, err) != 0)
+        return -1;
     int rc = -1;
     if (rd_sync_time_offs(s, e->id, c.from, c.to, &c.toffs, err) == 0 &&
         rd_timesync_schedules(s, moco_user_id, c.from, c.to, &c.sched, err) == 0 &&
@@ -581,6 +591,9 @@ int rd_absence_converge(struct rd_sync *s, const struct rd_personio_employee *e,
     emit_findings(&c); /* what was done is reported even when a later step failed */
     if (c.wrote)
         rd_timesync_schedules_written(s, moco_user_id);
+    struct rd_http_error uerr = {0};
+    if (!s->dry_run && rd_timesync_lock(s, "absence", moco_user_id, false, &uerr) != 0)
+        rd_log_warn("%s", uerr.msg); /* the session ends with the worker; the lock with it */
     if (rc == 0 && c.have_perm) {
         *err = c.perm;
         rc = -1;
@@ -630,11 +643,14 @@ static int absence_person(struct rd_sync *s, struct rd_timesync_want *x, void *a
         return 0;
     }
     int64_t uid = 0;
-    if (rd_timesync_moco_for_employee(s, e, &uid, err) != 0)
+    bool mirror = rd_sync_has(s, "moco") && rd_sync_policy_bool(s, "absence_sync", true);
+    if (mirror && rd_timesync_moco_for_employee(s, e, &uid, err) != 0)
         return -1;
     int rc = 0;
     struct rd_http_error perm = {0};
-    if (!uid) {
+    if (!mirror) {
+        snprintf(quiet, qlen, "absence sync is off (policy.absence_sync)");
+    } else if (!uid) {
         snprintf(quiet, qlen, "%s has no MOCO user: no absence mirrored", e->email ? e->email : "?");
     } else {
         snprintf(quiet, qlen, "MOCO's absences of %s already match Personio for %s..%s",
@@ -889,12 +905,12 @@ static int sweep_run(struct rd_job_ctx *ctx)
         goto out;
     }
     snprintf(ctx->note, sizeof(ctx->note),
-             "%zu %s changed since %s (%zu %s): %zu created, %zu removed, %zu kept as %s, "
-             "%zu failed",
+             "%zu %s changed since %s (%zu %s): %zu created, %zu removed, %zu with someone "
+             "else's MOCO entry kept, %zu failed",
              changed.count, rd_timesync_plural((long)changed.count, "absence", "absences"), since,
              w.count, rd_timesync_plural((long)w.count, "person", "people"),
              rd_timesync_count(s, "absence_created"), rd_timesync_count(s, "absence_removed"),
-             rd_timesync_count(s, "conflict"), "conflicts", failed);
+             rd_timesync_count(s, "conflict"), failed);
 out:
     rd_personio_time_off_list_free(&changed);
     rd_timesync_wants_free(&w);

@@ -54,6 +54,7 @@ struct conv {
     struct aconflict *conf;
     size_t nconf;
     bool wrote;
+    bool refreshed;            /* atts was read again after the cached copy */
     bool have_perm;
     struct rd_http_error perm; /* the first permanent failure */
 };
@@ -310,6 +311,8 @@ static int overlap_refused(struct conv *c, const struct rd_moco_presence *p, int
     int64_t ids[8];
     struct rd_buf other = {0};
     size_t n = describe_overlaps(c, p, own, ids, 8, &other);
+    const char *said = strstr(upstream, "HTTP 400: "); /* Personio's own words */
+    upstream = said ? said + 10 : upstream;
     struct rd_buf msg = {0};
     rd_buf_printf(&msg,
                   "MOCO presence %lld of %s (%s %s-%s) overlaps %s; Personio refused it (%s). "
@@ -526,6 +529,14 @@ static int converge_linked(struct conv *c, const struct rd_moco_presence *p,
 {
     const struct rd_personio_attendance *have = attendance_of(c, l->attendance_id);
     bool read_old_day = strcmp(l->date, c->from) >= 0 && strcmp(l->date, c->to) <= 0;
+    if (!have && read_old_day && !c->refreshed) {
+        /* a run's preload may predate a write of another job: ask Personio again first */
+        rd_timesync_attendances_written(c->s, c->e->id);
+        if (rd_timesync_attendances(c->s, c->e->id, c->from, c->to, &c->atts, err) != 0)
+            return -1;
+        c->refreshed = true;
+        have = attendance_of(c, l->attendance_id);
+    }
     if (!have && read_old_day) /* its day was read and it is not there: deleted in Personio */
         return create(c, p, " (the earlier one was deleted in Personio)", err);
     return update(c, p, l, have, err);
@@ -590,6 +601,8 @@ int rd_attendance_converge(struct rd_sync *s, const struct rd_personio_employee 
         snprintf(c.from, sizeof(c.from), "%s", c.start_date); /* never before start_date */
     if (strcmp(c.from, c.to) > 0)
         return 0;
+    if (!s->dry_run && rd_timesync_lock(s, "attendance", moco_user_id, true, err) != 0)
+        return -1;
     int rc = -1;
     if (rd_timesync_presences(s, moco_user_id, c.from, c.to, &c.pres, err) == 0 &&
         rd_timesync_attendances(s, e->id, c.from, c.to, &c.atts, err) == 0 &&
@@ -597,6 +610,9 @@ int rd_attendance_converge(struct rd_sync *s, const struct rd_personio_employee 
         rc = converge_days(&c, err);
     if (c.wrote)
         rd_timesync_attendances_written(s, e->id);
+    struct rd_http_error uerr = {0};
+    if (!s->dry_run && rd_timesync_lock(s, "attendance", moco_user_id, false, &uerr) != 0)
+        rd_log_warn("%s", uerr.msg); /* the session ends with the worker; the lock with it */
     if (rc == 0 && c.have_perm) {
         *err = c.perm;
         rc = -1;

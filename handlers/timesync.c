@@ -456,6 +456,23 @@ bool rd_timesync_preload_pays(size_t people, size_t population, const char *from
     return pages < (double)people;
 }
 
+int rd_timesync_lock(struct rd_sync *s, const char *what, int64_t id, bool lock,
+                     struct rd_http_error *err)
+{
+    char *key = rd_asprintf("timesync:%s:%lld:%lld", what, (long long)s->connection_id,
+                            (long long)id);
+    char dberr[256];
+    const char *params[1] = {key};
+    int rc = rd_db_run(s->db,
+                       lock ? "SELECT pg_advisory_lock(hashtextextended($1, 0))"
+                            : "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                       1, params, dberr, sizeof(dberr));
+    if (rc != 0)
+        rd_http_error_set(err, false, 0, "%s: %s", key, dberr);
+    free(key);
+    return rc;
+}
+
 /* ---- today ---- */
 
 int rd_timesync_today(struct rd_sync *s, char out[11], struct rd_http_error *err)

@@ -72,6 +72,15 @@ int rd_timesync_preload(struct rd_sync *s, unsigned what, const char *from, cons
 bool rd_timesync_preload_pays(size_t people, size_t population, const char *from, const char *to,
                               double per_person_day, int page_size);
 
+/*
+ * Takes (lock) or releases the lock of one person's time sync ("attendance" or
+ * "absence", and their MOCO user id) for all instances: a webhook job, a sweep and the
+ * nightly run never write one person's records at the same time (they would both
+ * create). A session-level advisory lock; hold one at a time.
+ */
+int rd_timesync_lock(struct rd_sync *s, const char *what, int64_t id, bool lock,
+                     struct rd_http_error *err) __attribute__((warn_unused_result));
+
 /* ---- days (YYYY-MM-DD, proleptic Gregorian, no time zones) ---- */
 
 bool rd_day_valid(const char *d);

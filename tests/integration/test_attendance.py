@@ -301,3 +301,21 @@ def test_run_after_preload_makes_no_per_person_reads(world):
     assert len(world.attendances(1007)) == len([p for p in world.sandbox.state()["presences"]
                                                 if p["user_id"] == 9007 and p["date"] >= day(30)])
     assert len(world.attendances(EMP)) == 1 and len(world.attendances(EMP2)) == 1
+
+
+def test_webhook_and_sweep_at_once_push_one_attendance(world):
+    """Two jobs of different keys (the webhook's and the sweep's) converge the same person
+    at the same time: one POST, no conflict (the person's lock, not luck)."""
+    world.timesync_reset()
+    p = world.presence(user_id=USER, date=day(2), **{"from": "09:00", "to": "11:30"})
+    # a slow Personio POST: the other job starts its convergence while the first writes
+    world.sandbox.fault(system="personio", method="POST", path_prefix="/v1/company/attendances",
+                        status=None, delay_ms=1500, times=2)
+    ev = world.moco("Presence", "create", p)
+    state, note, err = world.run_job("sweep.attendance")
+    assert state == "done", (state, note, err)
+    assert world.wait_event(ev)["status"] == "done"
+    world.wait_idle()
+    posts = [w for w in world.writes("personio") if w["method"] == "POST"]
+    assert len(posts) == 1 and len(world.attendances(EMP)) == 1, posts
+    assert world.findings("conflict") == []
