@@ -693,6 +693,41 @@ static int bulk_preload(struct rd_sync *s, struct rd_timesync_wants *w, struct r
 
 /* ---- the personio.absence handler ---- */
 
+/* Personio's time-offs changed in the last days, read once per job (the event fired on one). */
+static int recent_changes(struct rd_sync *s, struct rd_personio_time_off_list *recent,
+                          bool *have_recent, struct rd_http_error *err)
+{
+    if (*have_recent)
+        return 0;
+    char today[11], since[11];
+    struct rd_personio *p = rd_sync_personio(s, err);
+    if (!p || rd_timesync_today(s, today, err) != 0)
+        return -1;
+    rd_day_add(today, -3, since);
+    if (rd_personio_list_time_offs_since(p, since, s->deadline, recent, err) != 0)
+        return -1;
+    *have_recent = true;
+    return 0;
+}
+
+/*
+ * A person-named event: their recently changed absences may lie outside the usual
+ * window (a sick leave entered weeks late); their days join the person's window.
+ */
+static int widen_by_recent(struct rd_sync *s, struct rd_timesync_wants *w,
+                           struct rd_personio_time_off_list *recent, bool *have_recent,
+                           struct rd_http_error *err)
+{
+    if (w->count == 0 || recent_changes(s, recent, have_recent, err) != 0)
+        return w->count == 0 ? 0 : -1;
+    for (size_t i = 0; i < recent->count; i++)
+        for (size_t k = 0; k < w->count; k++)
+            if (w->items[k].id == recent->items[i].employee_id)
+                rd_timesync_want(w, w->items[k].id, recent->items[i].start_date,
+                                 recent->items[i].end_date, 0);
+    return 0;
+}
+
 /* The people of an absence by its v1 or v2 id: rosterd's links, then Personio's recent changes. */
 static int resolve_absence(struct rd_sync *s, const char *aid, struct rd_timesync_wants *w,
                            struct rd_personio_time_off_list *recent, bool *have_recent,
@@ -713,20 +748,12 @@ static int resolve_absence(struct rd_sync *s, const char *aid, struct rd_timesyn
     }
     for (int i = 0; i < PQntuples(res); i++) {
         rd_timesync_want(w, strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
-                  PQgetvalue(res, i, 2), 0);
+                         PQgetvalue(res, i, 2), 0);
         *found = true;
     }
     PQclear(res);
-    if (!*have_recent) { /* the event fired on a change: the absence was updated lately */
-        char today[11], since[11];
-        struct rd_personio *p = rd_sync_personio(s, err);
-        if (!p || rd_timesync_today(s, today, err) != 0)
-            return -1;
-        rd_day_add(today, -3, since);
-        if (rd_personio_list_time_offs_since(p, since, s->deadline, recent, err) != 0)
-            return -1;
-        *have_recent = true;
-    }
+    if (recent_changes(s, recent, have_recent, err) != 0)
+        return -1;
     for (size_t i = 0; i < recent->count; i++) {
         const struct rd_personio_time_off *t = &recent->items[i];
         char v1[24];
@@ -829,6 +856,8 @@ static int absence_run(struct rd_job_ctx *ctx)
     int rc = widen_all(s, &none, h, &err);
     if (rc == 0 && (rc = collect(ctx, h, &absences, &nabs, &w, &nobody)) != 0)
         rd_http_error_set(&err, false, 0, "%s", ctx->err);
+    if (rc == 0)
+        rc = widen_by_recent(s, &w, &recent, &have_recent, &err);
     for (size_t i = 0; rc == 0 && i < nabs; i++) {
         bool found = false;
         rc = resolve_absence(s, absences[i], &w, &recent, &have_recent, &found, &err);

@@ -65,9 +65,16 @@ void rd_attendance_comment(int64_t presence_id, char *out, size_t outlen)
              (long long)presence_id, (long long)presence_id);
 }
 
-static const char *who(const struct conv *c)
+/* "Emilia Hartmann (emilia.hartmann@acme.example)" for messages a person reads. */
+static void who(const struct conv *c, char *out, size_t outlen)
 {
-    return c->e->email ? c->e->email : "";
+    const struct rd_personio_employee *e = c->e;
+    if (e->first_name || e->last_name)
+        snprintf(out, outlen, "%s%s%s (%s)", e->first_name ? e->first_name : "",
+                 e->first_name && e->last_name ? " " : "", e->last_name ? e->last_name : "",
+                 e->email ? e->email : "no e-mail");
+    else
+        snprintf(out, outlen, "%s", e->email ? e->email : "Personio employee");
 }
 
 static void id_text(char *buf, size_t n, int64_t v)
@@ -313,12 +320,14 @@ static int overlap_refused(struct conv *c, const struct rd_moco_presence *p, int
     size_t n = describe_overlaps(c, p, own, ids, 8, &other);
     const char *said = strstr(upstream, "HTTP 400: "); /* Personio's own words */
     upstream = said ? said + 10 : upstream;
+    char name[200];
+    who(c, name, sizeof(name));
     struct rd_buf msg = {0};
     rd_buf_printf(&msg,
                   "MOCO presence %lld of %s (%s %s-%s) overlaps %s; Personio refused it (%s). "
                   "Nothing was pushed for this presence: correct the hours in MOCO or remove the "
                   "other attendance in Personio, then replay",
-                  (long long)p->id, who(c), p->date, p->from, p->to, other.data, upstream);
+                  (long long)p->id, name, p->date, p->from, p->to, other.data, upstream);
     rd_sync_finding(c->s, "conflict", c->e->email, NULL, RD_RESULT_NONE, "%s", msg.data);
     keep_perm(c, msg.data);
     int rc = 0;

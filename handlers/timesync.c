@@ -336,7 +336,8 @@ static void mark_written(struct time_cache *c, struct kind *k, int64_t who)
 static struct slot *add_slot(struct time_cache *c, struct kind *k, int64_t who, const char *from,
                              const char *to, void *items, size_t count)
 {
-    qsort(items, count, k->ops->size, k->ops->cmp);
+    if (count > 1)
+        qsort(items, count, k->ops->size, k->ops->cmp);
     k->slots = rd_realloc(k->slots, (k->nslots + 1) * sizeof(*k->slots));
     struct slot *sl = &k->slots[k->nslots++];
     memset(sl, 0, sizeof(*sl));
@@ -371,8 +372,8 @@ static int kind_read(struct rd_sync *s, struct kind *k, int64_t who, const char 
     }
     size_t lo = bound(k->ops, hit, who, from, false);
     size_t hi = bound(k->ops, hit, who, to, true);
-    *items = (char *)hit->items + lo * k->ops->size;
     *count = hi > lo ? hi - lo : 0;
+    *items = *count ? (char *)hit->items + lo * k->ops->size : NULL; /* no offset on NULL */
     return 0;
 }
 

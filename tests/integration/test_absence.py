@@ -135,6 +135,16 @@ def test_absence_codes_come_from_the_connection_unmapped_is_5(world):
                                                              comment(home, "Home office")}
 
 
+def test_absence_entered_late_for_past_days_is_mirrored(world):
+    """A sick leave entered weeks afterwards: past days, outside the usual 30 days back."""
+    world.timesync_reset()
+    mon = weekday(0, -7)  # seven weeks ago
+    t = world.time_off(employee_id=EMP, type="Sick leave", start_date=iso(mon),
+                       end_date=iso(mon + dt.timedelta(days=1)))
+    notify(world, "absence-period.created", t, person=EMP)
+    assert entries(world) == [(iso(mon), 3, True, True), (iso(mon + dt.timedelta(days=1)), 3, True, True)]
+
+
 def test_pending_time_off_is_not_mirrored(world):
     world.timesync_reset()
     t = world.time_off(employee_id=EMP, type="Vacation", status="pending",
