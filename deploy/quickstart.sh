@@ -173,6 +173,25 @@ send --target "$hook/moco" moco Presence create --json "$presence" || true
 note "5. Someone without the token tries: rosterd answers 401 and stores nothing"
 SANDBOX_PERSONIO_TOKEN=wrong-token send --target "$hook/personio" personio person.deleted --person-id 1001 || true
 
+# ---- time sync (issue 10): one attendance pushed, one absence mirrored ----
+say "Time sync: MOCO working hours to Personio, a Personio absence into MOCO"
+today=$(date +%F)
+note "6. MOCO: Lukas Meyer clocks 08:30-12:00 today (recorded in the sandbox's MOCO, then its webhook)"
+presence=$(curl -s --cacert "$state/ca.pem" -XPOST "$sandbox/_control/fixtures" \
+  -d '{"moco_presences":[{"user_id":9007,"date":"'"$today"'","from":"08:30","to":"12:00"}]}' |
+  python3 -c 'import json,sys; i=json.load(sys.stdin)["created"]["moco_presences"][0]
+print(json.dumps({"id":i,"date":sys.argv[1],"from":"08:30","to":"12:00","is_home_office":False,
+                  "user":{"id":9007,"firstname":"Lukas","lastname":"Meyer"}}))' "$today")
+send --target "$hook/moco" moco Presence create --json "$presence" || true
+note "7. Personio: Anna Weber's vacation (absence 30006) is approved; MOCO already has her own"
+note "   holiday entry on its first day (kept) and a \"not plannable\" entry on the second (replaced)"
+send --target "$hook/personio" personio absence-period.updated.status --person-id 1008 || true
+for _ in $(seq 150); do # until rosterd has worked them (paced upstream calls)
+  busy=$(( $(ctl events count --connection acme --status pending) + $(ctl events count --connection acme --status running) ))
+  [ "$busy" -eq 0 ] && break
+  sleep 0.2
+done
+
 sleep 3
 say "What rosterd stored (rosterctl events list)"
 ctl events list --connection acme | sed 's/^/    /'
@@ -193,6 +212,25 @@ print(line + (": " + why if why else ""))'
 done
 note "A capability with no handler in this build finishes its events as done with the note"
 note "\"no handler\": nothing is lost, and a replay runs them again once the handler exists."
+
+say "What time sync did upstream (sandbox state)"
+curl -s --cacert "$state/ca.pem" "$sandbox/_control/state" | python3 -c '
+import json, sys
+st = json.load(sys.stdin)
+ours = [a for a in st["attendances"] if "rosterd" in (a.get("comment") or "")]
+for a in ours:
+    print("    Personio attendance %s of employee %s: %s %s-%s, %s (%s)" % (
+        a["id"], a["employee"], a["date"], a["start_time"], a["end_time"], a["status"], a["comment"]))
+if not ours:
+    print("    (no attendance pushed)")
+for s in sorted((s for s in st["schedules"] if s["user_id"] == 9008), key=lambda s: s["date"]):
+    half = "full day" if s["am"] and s["pm"] else "am" if s["am"] else "pm"
+    print("    MOCO schedule %s of user 9008: %s code %s %s: %s" % (
+        s["id"], s["date"], s["absence_code"], half, s["comment"]))'
+note "rosterd's findings (what an operator reads in the nightly report):"
+"$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U rosterd -d rosterd -At -F ' | ' -c \
+  "SELECT kind, email, detail FROM findings WHERE kind IN ('attendance_pushed', 'attendance_removed',
+   'absence_created', 'absence_removed', 'conflict') ORDER BY id" | sed 's/^/    /'
 
 say "What went to the admins' Slack channel (sandbox inbox)"
 curl -s --cacert "$state/ca.pem" "$sandbox/_control/slack" | python3 -c '

@@ -11,6 +11,8 @@ static const struct rd_capability *const capabilities[] = {
     &rd_cap_identity,
     &rd_cap_person,
     &rd_cap_deactivation,
+    &rd_cap_attendance,
+    &rd_cap_absence,
 };
 
 const struct rd_capability *const *rd_handler_capabilities(size_t *n)

@@ -206,6 +206,7 @@ struct rd_personio *rd_sync_personio(struct rd_sync *s, struct rd_http_error *er
         }
         s->personio = rd_personio_new(s->http, base, doc_str(s, "personio", "client_id"),
                                       doc_str(s, "personio", "client_secret"));
+        rd_personio_set_budget_db(s->personio, s->db);
     }
     return s->personio;
 }
@@ -221,6 +222,11 @@ struct rd_moco *rd_sync_moco(struct rd_sync *s, struct rd_http_error *err)
         }
         s->moco = rd_moco_new(s->http, base, doc_str(s, "moco", "api_key"));
         rd_moco_set_budget_db(s->moco, s->db);
+        /* moco.rate_limit: the plan's budget (standard 120 per 120 s, unlimited 1200) */
+        struct json_object *rl = rd_json_get(rd_json_get(s->conn->doc, "moco"), "rate_limit");
+        struct json_object *n = rd_json_get(rl, "requests"), *w = rd_json_get(rl, "window_seconds");
+        if (n && w)
+            rd_moco_set_rate(s->moco, json_object_get_int(n), json_object_get_int(w));
     }
     return s->moco;
 }

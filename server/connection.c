@@ -44,7 +44,8 @@ static const char *const top_keys[] = {"name",     "timezone",      "start_date"
 static const char *const personio_keys[] = {"base_url", "client_id", "client_secret",
                                             "webhook_tokens", "standard_webhooks_secrets", NULL};
 static const char *const moco_keys[] = {"base_url", "api_key", "webhook_keys",
-                                        "standard_webhooks_secrets", NULL};
+                                        "standard_webhooks_secrets", "rate_limit", NULL};
+static const char *const rate_limit_keys[] = {"requests", "window_seconds", NULL};
 static const char *const platform_keys[] = {"scim_base_url", "api_base_url", "token", NULL};
 static const char *const alerts_keys[] = {"slack_webhook_url", "email_to", NULL};
 static const char *const policy_keys[] = {"onboarding_alerts",
@@ -359,6 +360,29 @@ static int check_timezone(struct json_object *doc, PGconn *conn, char *err, size
     return rc;
 }
 
+static int int_range(struct json_object *obj, const char *key, const char *path, int64_t lo,
+                     int64_t hi, char *err, size_t errlen);
+
+/* moco.rate_limit {"requests", "window_seconds"}: the account's plan (both required). */
+static int check_rate_limit(struct json_object *moco, char *err, size_t errlen)
+{
+    struct json_object *rl = get(moco, "rate_limit");
+    if (!rl)
+        return 0;
+    if (!json_object_is_type(rl, json_type_object))
+        return fail(err, errlen, "moco.rate_limit",
+                    "must be an object {\"requests\": N, \"window_seconds\": S}");
+    if (check_keys(rl, "moco.rate_limit", rate_limit_keys, err, errlen) != 0)
+        return -1;
+    if (!get(rl, "requests") || !get(rl, "window_seconds"))
+        return fail(err, errlen, "moco.rate_limit", "needs both requests and window_seconds");
+    return int_range(rl, "requests", "moco.rate_limit.requests", 1, 100000, err, errlen) != 0 ||
+                   int_range(rl, "window_seconds", "moco.rate_limit.window_seconds", 1, 3600,
+                             err, errlen) != 0
+               ? -1
+               : 0;
+}
+
 static int check_sources(struct json_object *doc, char *err, size_t errlen)
 {
     struct json_object *s = NULL;
@@ -371,7 +395,8 @@ static int check_sources(struct json_object *doc, char *err, size_t errlen)
     if (section(doc, "moco", true, moco_keys, &s, err, errlen) != 0 ||
         opt_url(s, "base_url", "moco.base_url", err, errlen) != 0 ||
         opt_string(s, "api_key", "moco.api_key", err, errlen) != 0 ||
-        check_source_auth(s, "moco", "webhook_keys", err, errlen) != 0)
+        check_source_auth(s, "moco", "webhook_keys", err, errlen) != 0 ||
+        check_rate_limit(s, err, errlen) != 0)
         return -1;
     if (section(doc, "platform", false, platform_keys, &s, err, errlen) != 0 ||
         opt_url(s, "scim_base_url", "platform.scim_base_url", err, errlen) != 0 ||

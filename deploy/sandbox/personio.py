@@ -137,15 +137,35 @@ def render_employee(st, e, only=None):
                                "last_modified_at")
     for key, val in (e.get("dynamic") or {}).items():
         at[key] = A(val.get("label", key), val.get("value"), val.get("type", "standard"), key)
+    _add_work_schedule(at, e)
     if only:
         at = {k: v for k, v in at.items() if k == "id" or k in only}
     return {"type": "Employee", "attributes": at}
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _add_work_schedule(at, e):
+    """work_schedule (spec §1.2): a stored {"name", "monday": "08:00", …} renders as the
+    WorkSchedule object (missing days "00:00"); any other stored value (a bare name, null)
+    is sent as it is, since Personio has been seen to send other shapes. No record, no
+    attribute (attributes the credential may not read are simply absent)."""
+    if "work_schedule" not in e:
+        return
+    ws = e["work_schedule"]
+    if isinstance(ws, dict):
+        attrs = {"id": ws.get("id", 1), "name": ws.get("name", "Work schedule")}
+        attrs.update({d: ws.get(d, "00:00") for d in WEEKDAYS})
+        ws = {"type": "WorkSchedule", "attributes": attrs}
+    at["work_schedule"] = A("Work schedule", ws, "standard", "work_schedule")
+
+
 # ---- employees ------------------------------------------------------------------
 
 def _employees_rate(st):
-    if st.rate_ok("personio_employees", st.config["personio_employees_rate"], 60):
+    if (st.rate_ok("personio_employees_burst", st.config["personio_employees_burst"], 1)
+            and st.rate_ok("personio_employees", st.config["personio_employees_rate"], 60)):
         return None
     return err(429, "Too Many Requests")
 
@@ -439,6 +459,8 @@ def _routes(st):
 
 
 def handle(st, req):
+    if not st.rate_ok("personio_v1", st.config["personio_rate"], 60):
+        return err(429, "Too Many Requests")
     if req.path.rstrip("/") == "/v1/auth":
         if req.method != "POST":
             return err(405, "Method not allowed")

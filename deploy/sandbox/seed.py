@@ -280,6 +280,12 @@ def apply(st, seed, today):
     _demo_absences(st, today)
     _demo_moco(st, today)
     _demo_scim(st)
+    # The seed's ids count as handed out: a deleted seeded record's id is never given to a
+    # new one (MOCO and Personio never reuse ids; rosterd's links rely on that).
+    for coll in ("employees", "time_offs", "attendances", "moco_users", "presences", "schedules"):
+        ids = [k for k in getattr(st, coll) if isinstance(k, int)]
+        if ids:
+            st.counters[coll] = max(st.counters.get(coll, 0), max(ids))
 
 
 def _demo_people(st, today):

@@ -12,6 +12,8 @@ import time
 DEFAULT_CONFIG = {
     "personio_token_mode": "stable",   # stable | rotate
     "personio_employees_rate": 300,    # GET employees per minute
+    "personio_employees_burst": 15,    # GET employees per second (spec §1.2: bursts of 15 req/s)
+    "personio_rate": 2000,             # all v1 requests per minute (spec §1.5: per IP)
     "personio_auth_rate": 60,          # POST /v1/auth per minute (then 60 s cool-down)
     "personio_token_ttl": 86400,
     "moco_rate": 120,                  # requests per moco_window_s (sliding)

@@ -107,6 +107,20 @@ int rd_moco_list_presences(struct rd_moco *m, const char *from, const char *to, 
                            double deadline, struct rd_moco_presence_list *out,
                            struct rd_http_error *err) __attribute__((warn_unused_result));
 
+/*
+ * Every presence changed after updated_after (ISO 8601 UTC, MOCO's global
+ * updated_after filter), any day and any user. Deleted presences are not listed
+ * (MOCO's delete webhooks and the nightly run cover those).
+ */
+int rd_moco_list_presences_changed(struct rd_moco *m, const char *updated_after, double deadline,
+                                   struct rd_moco_presence_list *out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
+
+/* GET /users/presences/{id}: *found false on 404 (out zeroed). */
+int rd_moco_get_presence(struct rd_moco *m, int64_t id, double deadline, bool *found,
+                         struct rd_moco_presence *out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
+
 /* Schedules (absences) of [from, to], of one user when user_id > 0. */
 int rd_moco_list_schedules(struct rd_moco *m, const char *from, const char *to, int64_t user_id,
                            double deadline, struct rd_moco_schedule_list *out,
@@ -118,6 +132,14 @@ int rd_moco_list_schedules(struct rd_moco *m, const char *from, const char *to, 
  */
 int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
                             const struct rd_audit_ctx *audit, double deadline, int64_t *id_out,
+                            struct rd_http_error *err) __attribute__((warn_unused_result));
+
+/*
+ * Changes absence_code, am, pm and comment of schedule s->id (PUT; the date and
+ * user stay). A schedule that is gone gives -1 with *gone set (err permanent, 404).
+ */
+int rd_moco_update_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
+                            const struct rd_audit_ctx *audit, double deadline, bool *gone,
                             struct rd_http_error *err) __attribute__((warn_unused_result));
 
 /* Deletes a schedule; one already gone (404) counts as success with *gone set. */

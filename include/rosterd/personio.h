@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "rosterd/audit.h"
 #include "rosterd/http.h"
 
@@ -32,6 +34,9 @@ struct rd_personio_employee {
     char *department;
     char **cost_centers;     /* names */
     size_t ncost_centers;
+    /* working days from work_schedule: bit 0 Monday … bit 6 Sunday; 0 when Personio
+     * gives no readable schedule (callers then assume Monday to Friday) */
+    unsigned work_days;
 };
 
 struct rd_personio_employee_list {
@@ -91,6 +96,14 @@ void rd_personio_free(struct rd_personio *p);
 /* Page size of time-off reads (default 200, Personio's default; 1..200). */
 void rd_personio_set_time_off_page_size(struct rd_personio *p, int limit);
 
+/*
+ * Also take every request from the budgets shared by all instances in
+ * upstream_budget (employees: 300 per minute, bursts of 15 per second; all of
+ * v1: 2000 per minute). db is borrowed (the worker's blocking connection,
+ * outside a transaction). NULL: paced in this process only (the default).
+ */
+void rd_personio_set_budget_db(struct rd_personio *p, PGconn *db);
+
 /* Drops every cached token of the process (tests, shutdown); tokens are zeroed. */
 void rd_personio_token_cache_clear(void);
 /* Number of successful POST /v1/auth calls by this process (tests). */
@@ -118,6 +131,14 @@ int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
                                const char *end_date, int64_t employee_id, double deadline,
                                struct rd_personio_time_off_list *out, struct rd_http_error *err)
     __attribute__((warn_unused_result));
+
+/*
+ * Time-offs updated on or after updated_from (YYYY-MM-DD), any dates, everyone.
+ * Deleted time-offs are not listed. Free out with rd_personio_time_off_list_free.
+ */
+int rd_personio_list_time_offs_since(struct rd_personio *p, const char *updated_from,
+                                     double deadline, struct rd_personio_time_off_list *out,
+                                     struct rd_http_error *err) __attribute__((warn_unused_result));
 
 /* Attendances of [start_date, end_date] (required), of one employee when employee_id > 0. */
 int rd_personio_list_attendances(struct rd_personio *p, const char *start_date,

@@ -9,37 +9,14 @@
 #include "rosterd/db.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
+#include "rosterd/pacer.h"
 
-#include <errno.h>
 #include <json-c/json.h>
-#include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_PAGES 10000
-
-/* ---- in-process pacer: a sliding window per account ----
- *
- * A request occupies its slot from the moment it is granted until it
- * completes, and is then dated by its completion time: the upstream saw it
- * no later than that, so the window we keep is never shorter than MOCO's.
- */
-
-struct pacer {
-    struct pacer *next;
-    char account[2 * RD_SHA256_LEN + 1];
-    pthread_mutex_t lock;
-    pthread_cond_t done; /* signalled when a request completes (CLOCK_MONOTONIC) */
-    double *slots;       /* completion times; INFINITY while in flight */
-    int limit;
-    double window;
-};
-
-static pthread_mutex_t g_pacers_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pacer *g_pacers;
 
 struct rd_moco {
     struct rd_http_client *http;
@@ -47,163 +24,15 @@ struct rd_moco {
     char origin[256];
     char *api_key;
     char account[2 * RD_SHA256_LEN + 1];
-    struct pacer *pacer;
+    struct rd_pacer *pacer; /* process-wide, shared by every client of this account */
     int limit;
     int window_s;
     PGconn *budget_db;
 };
 
-static struct pacer *pacer_get(const char *account)
-{
-    pthread_mutex_lock(&g_pacers_lock);
-    struct pacer *p = g_pacers;
-    while (p && strcmp(p->account, account) != 0)
-        p = p->next;
-    if (!p) {
-        p = rd_calloc(1, sizeof(*p));
-        snprintf(p->account, sizeof(p->account), "%s", account);
-        pthread_mutex_init(&p->lock, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&p->done, &ca);
-        pthread_condattr_destroy(&ca);
-        p->next = g_pacers;
-        g_pacers = p;
-    }
-    pthread_mutex_unlock(&g_pacers_lock);
-    return p;
-}
-
 void rd_moco_pacer_clear(void)
 {
-    pthread_mutex_lock(&g_pacers_lock);
-    struct pacer *p = g_pacers;
-    g_pacers = NULL;
-    pthread_mutex_unlock(&g_pacers_lock);
-    while (p) {
-        struct pacer *next = p->next;
-        pthread_mutex_destroy(&p->lock);
-        pthread_cond_destroy(&p->done);
-        free(p->slots);
-        free(p);
-        p = next;
-    }
-}
-
-static void sleep_until(double t)
-{
-    double d = t - rd_http_now();
-    if (d <= 0)
-        return;
-    struct timespec ts = {.tv_sec = (time_t)d, .tv_nsec = (long)((d - floor(d)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/*
- * Grants a slot (its index, for pace_done) once the window has room, waiting
- * for completions or for the oldest request to leave the window. Fails with
- * retry_after when the wait would pass the deadline.
- */
-static int pace_local(struct rd_moco *m, double deadline, int *slot, struct rd_http_error *err)
-{
-    struct pacer *p = m->pacer;
-    pthread_mutex_lock(&p->lock);
-    if (p->limit != m->limit || p->window != (double)m->window_s) {
-        free(p->slots); /* a new budget starts a fresh window */
-        p->limit = m->limit;
-        p->window = (double)m->window_s;
-        p->slots = rd_malloc((size_t)p->limit * sizeof(double));
-        for (int i = 0; i < p->limit; i++)
-            p->slots[i] = -INFINITY;
-    }
-    int rc = -1;
-    for (;;) {
-        double now = rd_http_now();
-        int oldest = 0;
-        for (int i = 1; i < p->limit; i++)
-            if (p->slots[i] < p->slots[oldest])
-                oldest = i;
-        double free_at = p->slots[oldest] + p->window; /* INFINITY: all in flight */
-        if (free_at <= now) {
-            p->slots[oldest] = INFINITY;
-            *slot = oldest;
-            rc = 0;
-            break;
-        }
-        if (free_at > deadline) {
-            double wait = isinf(free_at) ? p->window : free_at - now;
-            rd_http_error_set(err, false, 0, "moco: request budget of %d per %d s used up",
-                              m->limit, m->window_s);
-            err->retry_after_s = (int)ceil(wait);
-            break;
-        }
-        double until = isinf(free_at) ? deadline : free_at;
-        struct timespec ts = {.tv_sec = (time_t)until,
-                              .tv_nsec = (long)((until - floor(until)) * 1e9)};
-        pthread_cond_timedwait(&p->done, &p->lock, &ts);
-    }
-    pthread_mutex_unlock(&p->lock);
-    return rc;
-}
-
-static void pace_done(struct rd_moco *m, int slot)
-{
-    struct pacer *p = m->pacer;
-    pthread_mutex_lock(&p->lock);
-    if (slot >= 0 && slot < p->limit)
-        p->slots[slot] = rd_http_now();
-    pthread_cond_broadcast(&p->done);
-    pthread_mutex_unlock(&p->lock);
-}
-
-/*
- * The cross-instance budget: a token bucket in upstream_budget. Capacity and
- * rate are 10% and 90% of the limit, so no window ever exceeds it
- * (capacity + rate * window <= limit). A negative balance is a queue: each
- * caller waits for its own token. Database trouble falls back to the
- * in-process pacer alone rather than stopping work.
- */
-static int pace_db(struct rd_moco *m, double deadline, struct rd_http_error *err)
-{
-    double rate = 0.9 * (double)m->limit / (double)m->window_s;
-    double cap = (double)m->limit - rate * (double)m->window_s;
-    if (cap < 1.0)
-        cap = 1.0;
-    char caps[32], rates[32], dberr[256];
-    snprintf(caps, sizeof(caps), "%.6f", cap);
-    snprintf(rates, sizeof(rates), "%.6f", rate);
-    const char *params[3] = {m->account, caps, rates};
-    PGresult *res = rd_db_exec(
-        m->budget_db,
-        "INSERT INTO upstream_budget AS b (account, tokens, updated_at) "
-        "VALUES ($1, $2::float8 - 1, clock_timestamp()) "
-        "ON CONFLICT (account) DO UPDATE SET tokens = least($2::float8, b.tokens + "
-        "extract(epoch FROM clock_timestamp() - b.updated_at)::float8 * $3::float8) - 1, "
-        "updated_at = clock_timestamp() RETURNING tokens",
-        3, params, dberr, sizeof(dberr));
-    if (!res) {
-        rd_log_warn("moco: shared request budget unavailable, pacing locally only: %s", dberr);
-        return 0;
-    }
-    double tokens = atof(PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (tokens >= 0)
-        return 0;
-    double wait = -tokens / rate;
-    if (rd_http_now() + wait > deadline) {
-        const char *back[1] = {m->account};
-        if (rd_db_run(m->budget_db, "UPDATE upstream_budget SET tokens = tokens + 1 WHERE account = $1",
-                      1, back, dberr, sizeof(dberr)) != 0)
-            rd_log_warn("moco: could not return a budget token: %s", dberr);
-        rd_http_error_set(err, false, 0, "moco: shared request budget used up");
-        err->retry_after_s = (int)ceil(wait);
-        return -1;
-    }
-    rd_log_debug("moco: shared budget, waiting %.2f s", wait);
-    sleep_until(rd_http_now() + wait);
-    return 0;
+    rd_pacer_clear_all();
 }
 
 /* ---- JSON helpers ---- */
@@ -357,7 +186,7 @@ struct rd_moco *rd_moco_new(struct rd_http_client *http, const char *base_url, c
     rd_memzero(id, strlen(id));
     free(id);
     rd_hex_encode(h, sizeof(h), m->account);
-    m->pacer = pacer_get(m->account);
+    m->pacer = rd_pacer_get(m->account);
     m->limit = 120;
     m->window_s = 120;
     return m;
@@ -389,13 +218,10 @@ static int moco_call(struct rd_moco *m, const char *method, const char *url, con
                      struct rd_http_response *resp, struct rd_http_error *err)
 {
     memset(resp, 0, sizeof(*resp));
-    int slot = -1;
-    if (pace_local(m, deadline, &slot, err) != 0)
+    struct rd_rate rate = {.limit = m->limit, .window_s = (double)m->window_s};
+    struct rd_pace_ticket ticket;
+    if (rd_pacer_acquire(m->pacer, &rate, 1, m->budget_db, "moco", deadline, &ticket, err) != 0)
         return -1;
-    if (m->budget_db && pace_db(m, deadline, err) != 0) {
-        pace_done(m, slot);
-        return -1;
-    }
     char *auth = rd_asprintf("Authorization: Token token=%s", m->api_key);
     const char *hdrs[] = {auth, "Accept: application/json", "Content-Type: application/json"};
     const char *secrets[] = {m->api_key, NULL};
@@ -405,7 +231,7 @@ static int moco_call(struct rd_moco *m, const char *method, const char *url, con
         .deadline = deadline, .idempotent = idempotent, .errmsg = moco_errmsg,
         .secrets = secrets};
     int rc = rd_http_do(m->http, &req, resp, err);
-    pace_done(m, slot);
+    rd_pacer_release(&ticket);
     rd_memzero(auth, strlen(auth));
     free(auth);
     return rc;
@@ -482,17 +308,19 @@ int rd_moco_find_users(struct rd_moco *m, const char *email, double deadline,
     return rc;
 }
 
-int rd_moco_get_user(struct rd_moco *m, int64_t id, double deadline, bool *found,
-                     struct rd_moco_user_list *out, struct rd_http_error *err)
+/* GET of one entity: *found false on 404; else add() appends it to list. */
+static int get_one(struct rd_moco *m, const char *path, const char *log_path, double deadline,
+                   void (*add)(struct json_object *, void *), void *list, bool *found,
+                   struct rd_http_error *err)
 {
-    memset(out, 0, sizeof(*out));
     *found = false;
-    char *url = rd_asprintf("%s/users/%lld", m->base_url, (long long)id);
+    char *url = rd_asprintf("%s%s", m->base_url, path);
     struct rd_http_response resp;
-    int rc = moco_call(m, "GET", url, "/users/{id}", NULL, true, deadline, &resp, err);
+    int rc = moco_call(m, "GET", url, log_path, NULL, true, deadline, &resp, err);
     free(url);
     if (rc != 0 && resp.status == 404) {
         rc = 0;
+        memset(err, 0, sizeof(*err));
     } else if (rc == 0) {
         struct json_tokener *tok = json_tokener_new();
         struct json_object *root =
@@ -500,10 +328,10 @@ int rd_moco_get_user(struct rd_moco *m, int64_t id, double deadline, bool *found
         if (json_tokener_get_error(tok) != json_tokener_success || !root ||
             !json_object_is_type(root, json_type_object)) {
             rd_http_error_set(err, false, (int)resp.status,
-                              "moco GET /users/{id}: invalid JSON in the answer");
+                              "moco GET %s: invalid JSON in the answer", log_path);
             rc = -1;
         } else {
-            add_user(root, out);
+            add(root, list);
             *found = true;
         }
         json_tokener_free(tok);
@@ -511,6 +339,15 @@ int rd_moco_get_user(struct rd_moco *m, int64_t id, double deadline, bool *found
     }
     rd_http_response_free(&resp);
     return rc;
+}
+
+int rd_moco_get_user(struct rd_moco *m, int64_t id, double deadline, bool *found,
+                     struct rd_moco_user_list *out, struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    char path[64];
+    snprintf(path, sizeof(path), "/users/%lld", (long long)id);
+    return get_one(m, path, "/users/{id}", deadline, add_user, out, found, err);
 }
 
 static char *range_query(const char *path, const char *from, const char *to, int64_t user_id)
@@ -536,6 +373,36 @@ int rd_moco_list_presences(struct rd_moco *m, const char *from, const char *to, 
     free(q);
     if (rc != 0)
         rd_moco_presence_list_free(out);
+    return rc;
+}
+
+int rd_moco_list_presences_changed(struct rd_moco *m, const char *updated_after, double deadline,
+                                   struct rd_moco_presence_list *out, struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct rd_buf q = {0};
+    rd_buf_puts(&q, "/users/presences?updated_after=");
+    rd_http_urlencode(&q, updated_after);
+    int rc = moco_list(m, q.data, "/users/presences", deadline, add_presence, out, err);
+    rd_buf_free(&q);
+    if (rc != 0)
+        rd_moco_presence_list_free(out);
+    return rc;
+}
+
+int rd_moco_get_presence(struct rd_moco *m, int64_t id, double deadline, bool *found,
+                         struct rd_moco_presence *out, struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    char path[64];
+    snprintf(path, sizeof(path), "/users/presences/%lld", (long long)id);
+    struct rd_moco_presence_list one = {0};
+    int rc = get_one(m, path, "/users/presences/{id}", deadline, add_presence, &one, found, err);
+    if (rc == 0 && *found) {
+        *out = one.items[0];
+        *found = out->id > 0;
+    }
+    rd_moco_presence_list_free(&one);
     return rc;
 }
 
@@ -585,6 +452,34 @@ int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
         json_object_object_add(body, "id", json_object_new_int64(*id_out));
     (void)rd_audit_ctx_record(audit, "moco", "POST", "/schedules", body, rc == 0 ? "ok" : "failed",
                               (int)resp.status, rc == 0 ? NULL : err->msg);
+    rd_http_response_free(&resp);
+    json_object_put(body);
+    return rc;
+}
+
+int rd_moco_update_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
+                            const struct rd_audit_ctx *audit, double deadline, bool *gone,
+                            struct rd_http_error *err)
+{
+    *gone = false;
+    struct json_object *body = json_object_new_object();
+    json_object_object_add(body, "absence_code", json_object_new_int(s->absence_code));
+    json_object_object_add(body, "am", json_object_new_boolean(s->am));
+    json_object_object_add(body, "pm", json_object_new_boolean(s->pm));
+    json_object_object_add(body, "comment", json_object_new_string(s->comment ? s->comment : ""));
+    char path[64];
+    snprintf(path, sizeof(path), "/schedules/%lld", (long long)s->id);
+    char *url = rd_asprintf("%s%s", m->base_url, path);
+    struct rd_http_response resp;
+    int rc = moco_call(m, "PUT", url, path,
+                       json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), true,
+                       deadline, &resp, err);
+    free(url);
+    if (rc != 0 && resp.status == 404)
+        *gone = true; /* the caller creates it afresh */
+    (void)rd_audit_ctx_record(audit, "moco", "PUT", path, body,
+                              rc == 0 ? "ok" : (*gone ? "not_found" : "failed"), (int)resp.status,
+                              rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(body);
     return rc;

@@ -5,8 +5,10 @@
  */
 #include "rosterd/jsonx.h"
 #include "rosterd/personio.h"
+#include "rosterd/crypto.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
+#include "rosterd/pacer.h"
 
 #include <ctype.h>
 #include <json-c/json.h>
@@ -41,7 +43,16 @@ struct rd_personio {
     char *client_secret;
     struct token_entry *entry;
     int time_off_limit;
+    /* pacing (upstream-apis §1.5): the employees endpoints of this account, all of v1 */
+    struct rd_pacer *pace_employees;
+    struct rd_pacer *pace_v1;
+    PGconn *budget_db;
 };
+
+/* 300 per minute with bursts of 15 per second on GET employees; 2000 per minute on v1. */
+static const struct rd_rate EMPLOYEE_RATES[] = {{.limit = 300, .window_s = 60.0},
+                                                {.limit = 15, .window_s = 1.0}};
+static const struct rd_rate V1_RATES[] = {{.limit = 2000, .window_s = 60.0}};
 
 static struct token_entry *token_entry_get(const char *base_url, const char *client_id)
 {
@@ -278,6 +289,48 @@ static void parse_named(struct json_object *v, int64_t *id, char **name)
     *name = jstr(unwrap(rd_json_get(a, "name")));
 }
 
+/* "08:00", "8:30", "08:00:00", "8", "7.5" or a number of hours → minutes; -1 when unreadable. */
+static int schedule_minutes(struct json_object *v)
+{
+    if (!v)
+        return -1;
+    if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
+        double h = json_object_get_double(v);
+        return h >= 0 && h <= 24 ? (int)(h * 60.0 + 0.5) : -1;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return -1;
+    const char *s = json_object_get_string(v);
+    int hh = 0, mm = 0, n = 0;
+    if (sscanf(s, "%2d:%2d%n", &hh, &mm, &n) == 2 && (s[n] == '\0' || s[n] == ':'))
+        return hh >= 0 && hh <= 24 && mm >= 0 && mm < 60 ? hh * 60 + mm : -1;
+    char *end = NULL;
+    double h = strtod(s, &end);
+    return end != s && *end == '\0' && h >= 0 && h <= 24 ? (int)(h * 60.0 + 0.5) : -1;
+}
+
+/*
+ * work_schedule → working days (bit 0 Monday … bit 6 Sunday). Personio has been
+ * seen to send other shapes than the documented {"type":"WorkSchedule",
+ * "attributes":{"monday":"08:00",…}} (a bare name, null): anything without a
+ * readable week, or a week of no hours, gives 0 and the caller's default.
+ */
+static unsigned parse_work_days(struct json_object *v)
+{
+    static const char *const days[7] = {"monday", "tuesday", "wednesday", "thursday",
+                                        "friday", "saturday", "sunday"};
+    if (!v || !json_object_is_type(v, json_type_object))
+        return 0;
+    struct json_object *a = rd_json_get(v, "attributes");
+    if (!a || !json_object_is_type(a, json_type_object))
+        a = v;
+    unsigned mask = 0;
+    for (int i = 0; i < 7; i++)
+        if (schedule_minutes(unwrap(rd_json_get(a, days[i]))) > 0)
+            mask |= 1u << i;
+    return mask;
+}
+
 int rd_personio_parse_employee(struct json_object *item, struct rd_personio_employee *out)
 {
     memset(out, 0, sizeof(*out));
@@ -317,6 +370,7 @@ int rd_personio_parse_employee(struct json_object *item, struct rd_personio_empl
                 out->cost_centers[out->ncost_centers++] = name;
         }
     }
+    out->work_days = parse_work_days(attr(a, "work_schedule"));
     return 0;
 }
 
@@ -444,6 +498,21 @@ struct rd_personio *rd_personio_new(struct rd_http_client *http, const char *bas
     rd_log_redact_add(p->client_secret); /* second line of defence; we never format it */
     p->entry = token_entry_get(p->base_url, p->client_id);
     p->time_off_limit = 200;
+    /* budgets are named by hashes: upstream_budget never holds a URL or an id */
+    char origin[256], hex[2 * RD_SHA256_LEN + 1];
+    uint8_t h[RD_SHA256_LEN];
+    char *name = rd_asprintf("personio-employees\n%s\n%s", p->base_url, p->client_id);
+    rd_sha256(name, strlen(name), h);
+    free(name);
+    rd_hex_encode(h, sizeof(h), hex);
+    p->pace_employees = rd_pacer_get(hex);
+    if (!rd_http_origin(p->base_url, origin, sizeof(origin)))
+        snprintf(origin, sizeof(origin), "%s", p->base_url);
+    name = rd_asprintf("personio-v1\n%s", origin);
+    rd_sha256(name, strlen(name), h);
+    free(name);
+    rd_hex_encode(h, sizeof(h), hex);
+    p->pace_v1 = rd_pacer_get(hex);
     return p;
 }
 
@@ -462,6 +531,37 @@ void rd_personio_set_time_off_page_size(struct rd_personio *p, int limit)
     p->time_off_limit = limit < 1 ? 1 : limit > 200 ? 200 : limit;
 }
 
+void rd_personio_set_budget_db(struct rd_personio *p, PGconn *db)
+{
+    p->budget_db = db;
+}
+
+/*
+ * Waits for room in the v1 budget and, for the employees endpoints, in theirs
+ * (both tickets are released by pace_done).
+ */
+static int pace(struct rd_personio *p, const char *log_path, double deadline,
+                struct rd_pace_ticket t[2], struct rd_http_error *err)
+{
+    memset(t, 0, 2 * sizeof(*t));
+    if (strncmp(log_path, "/v1/company/employees", 21) == 0 &&
+        rd_pacer_acquire(p->pace_employees, EMPLOYEE_RATES, 2, p->budget_db, "personio employees",
+                         deadline, &t[0], err) != 0)
+        return -1;
+    if (rd_pacer_acquire(p->pace_v1, V1_RATES, 1, p->budget_db, "personio", deadline, &t[1],
+                         err) != 0) {
+        rd_pacer_release(&t[0]);
+        return -1;
+    }
+    return 0;
+}
+
+static void pace_done(struct rd_pace_ticket t[2])
+{
+    rd_pacer_release(&t[0]);
+    rd_pacer_release(&t[1]);
+}
+
 /* POST /v1/auth; on success stores the token in the cache entry. Caller holds e->refresh. */
 static int fetch_token(struct rd_personio *p, double deadline, struct rd_http_error *err)
 {
@@ -478,7 +578,13 @@ static int fetch_token(struct rd_personio *p, double deadline, struct rd_http_er
         .body = text, .body_len = strlen(text), .deadline = deadline, .idempotent = true,
         .errmsg = rd_personio_error_message, .secrets = secrets};
     struct rd_http_response resp;
-    int rc = rd_http_do(p->http, &req, &resp, err);
+    struct rd_pace_ticket t[2];
+    memset(&resp, 0, sizeof(resp));
+    int rc = pace(p, "/v1/auth", deadline, t, err);
+    if (rc == 0) {
+        rc = rd_http_do(p->http, &req, &resp, err);
+        pace_done(t);
+    }
     zfree(text);
     free(url);
     struct json_object *root = NULL;
@@ -548,7 +654,12 @@ static int personio_call(struct rd_personio *p, const char *method, const char *
             .body_len = body ? strlen(body) : 0, .deadline = deadline, .idempotent = idempotent,
             .errmsg = rd_personio_error_message, .secrets = secrets};
         rd_http_response_free(resp);
-        rc = rd_http_do(p->http, &req, resp, err);
+        struct rd_pace_ticket t[2];
+        rc = pace(p, log_path, deadline, t, err);
+        if (rc == 0) {
+            rc = rd_http_do(p->http, &req, resp, err);
+            pace_done(t);
+        }
         zfree(auth);
         if (rc == 0) {
             token_adopt(p->entry, used, resp->authorization);
@@ -656,9 +767,9 @@ int rd_personio_get_employee(struct rd_personio *p, int64_t id, double deadline,
     return rc;
 }
 
-int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
-                               const char *end_date, int64_t employee_id, double deadline,
-                               struct rd_personio_time_off_list *out, struct rd_http_error *err)
+static int list_time_offs(struct rd_personio *p, const char *start_date, const char *end_date,
+                          int64_t employee_id, const char *updated_from, double deadline,
+                          struct rd_personio_time_off_list *out, struct rd_http_error *err)
 {
     memset(out, 0, sizeof(*out));
     for (int page = 1; page < MAX_PAGES; page++) {
@@ -674,6 +785,10 @@ int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
         }
         if (employee_id > 0)
             rd_buf_printf(&q, "&employees%%5B%%5D=%lld", (long long)employee_id);
+        if (updated_from) {
+            rd_buf_puts(&q, "&updated_from=");
+            rd_http_urlencode(&q, updated_from);
+        }
         struct rd_http_response resp;
         int rc = personio_call(p, "GET", q.data, "/v1/company/time-offs", NULL, true, deadline,
                                &resp, err);
@@ -696,6 +811,20 @@ int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
             break;
     }
     return 0;
+}
+
+int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
+                               const char *end_date, int64_t employee_id, double deadline,
+                               struct rd_personio_time_off_list *out, struct rd_http_error *err)
+{
+    return list_time_offs(p, start_date, end_date, employee_id, NULL, deadline, out, err);
+}
+
+int rd_personio_list_time_offs_since(struct rd_personio *p, const char *updated_from,
+                                     double deadline, struct rd_personio_time_off_list *out,
+                                     struct rd_http_error *err)
+{
+    return list_time_offs(p, NULL, NULL, 0, updated_from, deadline, out, err);
 }
 
 static void parse_attendance(struct json_object *item, struct rd_personio_attendance *a)

@@ -517,6 +517,35 @@ def test_moco_shared_budget_paces_two_processes(sandbox, probe, auditdb):
     assert elapsed >= 3.0  # 20 requests at 4.5/s after one token of burst
 
 
+# --------------------------------------------------------------------------- Personio pacing
+
+def test_personio_employee_reads_are_paced_to_its_burst_limit(sandbox, probe):
+    # The sandbox enforces Personio's own limits (300 a minute, bursts of 15 a second).
+    out = probe("personio", "employee-repeat", "40", "1021")
+    assert out["ok"], out
+    statuses = [r["status"] for r in sandbox.requests("personio")
+                if r["path"].startswith("/v1/company/employees")]
+    assert statuses == [200] * 40, statuses
+    assert out["elapsed_s"] >= 1.9  # 15 now, 15 a second later, 10 after two
+
+
+def test_personio_shared_budget_paces_two_processes(sandbox, probe, auditdb):
+    _, url = auditdb
+    env = dict(probe.env, PERSONIO_SHARED_BUDGET="1", PROBE_DATABASE_URL=url)
+    procs = [subprocess.Popen([H.binary("upstream_probe"), "personio", "employee-repeat", "20",
+                               "1021"], env=H.child_env(env), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    t0 = time.monotonic()
+    outs = [p.communicate(timeout=90) for p in procs]
+    elapsed = time.monotonic() - t0
+    for so, se in outs:
+        assert json.loads(so)["ok"], se[-1000:]
+    statuses = [r["status"] for r in sandbox.requests("personio")
+                if r["path"].startswith("/v1/company/employees")]
+    assert statuses == [200] * 40, statuses
+    assert elapsed >= 5.0  # 40 requests at 4.5/s after a burst of 10
+
+
 # --------------------------------------------------------------------------- SMTP
 
 class _Smtp(socketserver.StreamRequestHandler):

@@ -18,16 +18,21 @@ def test_quickstart_shows_the_flow_and_cleans_up():
                        env=H.child_env({"CI": "true"}))
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
-    assert out.count('"status":"queued"') == 3, out
+    assert out.count('"status":"queued"') == 5, out
     assert '"event_id":"3","status":"duplicate"' in out
     assert '{"error":"unauthorized"}' in out
-    for event in ("person.created", "employment.updated", "Presence.create"):
+    for event in ("person.created", "employment.updated", "Presence.create",
+                  "absence-period.updated.status"):
         assert f"({event}," in out and "done after 1 run(s)" in out, out
     # the people lifecycle: Tom's new-hire alert and Tim's upcoming deactivation
     assert "New hire: Tom Maier (tom.maier@acme.example) starts on" in out
     assert "rosterctl hires invite tom.maier@acme.example --connection acme" in out
     assert "tom.maier@acme.example  Tom Maier  Backend  Engineering" in out
     assert "tim.lange@acme.example  Tim Lange" in out and "Europe/Berlin  scheduled" in out
+    # time sync: one attendance pushed, one absence mirrored (and a MOCO entry kept)
+    assert "Personio attendance" in out and "08:30-12:00, confirmed (MOCO presence" in out, out
+    assert "[personio:30006]" in out and "attendance_pushed |" in out, out
+    assert "absence_created | anna.weber@acme.example" in out and "not plannable" in out, out
     assert "stopped everything it started" in out
     # nothing it started is left running
     left = subprocess.run(["pgrep", "-f", os.path.join(ROOT, ".rosterd", "rosterd.conf")],

@@ -422,3 +422,72 @@ class World:
     def ctl_json(self, *args):
         res = self.ctl(*args, "--json")
         return json.loads(res.stdout)
+
+    # ---- time sync (test_attendance.py, test_absence.py, test_timesync_scale.py) -------
+    def timesync_reset(self, moco_rate=(1200, 120), **kw):
+        """reset(), and the sweeps start afresh: their watermarks are per connection (the
+        links rosterd keeps go with the people rows reset() deletes). moco_rate (requests,
+        seconds) is MOCO's limit, set alike in the sandbox and in the connection's
+        moco.rate_limit: by default MOCO's unlimited plan, so that a module's many small
+        tests do not wait for the standard plan's 120 per 2 minutes."""
+        if moco_rate and "moco" not in kw:
+            kw["moco"] = dict(self.base_doc["moco"], rate_limit={
+                "requests": moco_rate[0], "window_seconds": moco_rate[1]})
+        self.reset(**kw)
+        if moco_rate:
+            self.sandbox.call("POST", "/config", {"moco_rate": moco_rate[0],
+                                                  "moco_window_s": moco_rate[1]})
+        with self.pg.connect(self.dbname) as c, c.cursor() as cur:
+            cur.execute("DELETE FROM timesync_sweeps WHERE connection_id = %s",
+                        (self.connection_id,))
+        c.close()
+
+    def attendances(self, employee=None):
+        """Personio's attendances (sandbox state), of one employee when given, by day."""
+        rows = [a for a in self.sandbox.state()["attendances"]
+                if employee is None or a["employee"] == employee]
+        return sorted(rows, key=lambda a: (a["date"], a["start_time"], a["id"]))
+
+    def schedules(self, user=None):
+        """MOCO's schedules (sandbox state), of one MOCO user when given, by day."""
+        rows = [s for s in self.sandbox.state()["schedules"]
+                if user is None or s["user_id"] == user]
+        return sorted(rows, key=lambda s: (s["date"], s["id"]))
+
+    def presence(self, **p):
+        """Adds (or, with id, replaces) a MOCO presence as of now; returns the entity as
+        MOCO sends it in a webhook."""
+        p.pop("updated_at", None)
+        pid = self.sandbox.fixtures({"moco_presences": [p]})["created"]["moco_presences"][0]
+        st = self.sandbox.state()
+        rec = next(x for x in st["presences"] if x["id"] == pid)
+        user = next((u for u in st["moco_users"] if u["id"] == rec["user_id"]), {})
+        return {"id": pid, "date": rec["date"], "from": rec["from"], "to": rec.get("to"),
+                "is_home_office": rec.get("is_home_office", False),
+                "user": {"id": rec["user_id"], "firstname": user.get("firstname"),
+                         "lastname": user.get("lastname")},
+                "created_at": rec.get("created_at"), "updated_at": rec.get("updated_at")}
+
+    def time_off(self, **t):
+        """Adds (or, with id, replaces) a Personio time-off as of now; returns the stored record
+        with its v2 id (the id absence-period webhooks carry)."""
+        t.pop("updated_at", None)
+        tid = self.sandbox.fixtures({"personio_time_offs": [t]})["created"]["personio_time_offs"][0]
+        rec = next(x for x in self.sandbox.state()["time_offs"] if x["id"] == tid)
+        # deploy/sandbox/personio.py's id_v2(): uuid5 of "time-off:<id>" in its namespace
+        rec["id_v2"] = str(uuid.uuid5(uuid.UUID("6f1c2d1e-7a53-4c55-9b0e-3d1f4b2a9c10"),
+                                      "time-off:%s" % tid))
+        return rec
+
+    def timesync_run(self, *args, run_id=None, timeout=120):
+        """tests/tools/timesync_run: the convergence functions in a run context, as the
+        nightly reconciliation calls them (--dry-run, --preload FROM TO). Returns its JSON."""
+        env = {"TS_DATABASE_URL": self.db_url, "TS_CONNECTION": self.NAME,
+               "TS_SECRET_KEY_FILE": self.conf.values["secret_key_file"],
+               "TS_CA_FILE": str(self.tls.ca)}
+        if run_id is not None:
+            env["TS_RUN_ID"] = str(run_id)
+        res = H.run([H.binary("timesync_run"), *[str(a) for a in args]], timeout=timeout,
+                    check=False, env=H.child_env(env))
+        assert res.returncode == 0, f"timesync_run: {res.returncode}: {res.stderr[-2000:]}"
+        return json.loads(res.stdout)

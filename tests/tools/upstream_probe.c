@@ -58,7 +58,8 @@ static void usage(void)
             "usage: upstream_probe SYSTEM OP [ARGS]\n"
             "  personio employees [EMAIL] | employee ID | time-offs FROM TO [EMP] |\n"
             "           attendances FROM TO [EMP] | attendance-create EMP DATE START END [COMMENT] |\n"
-            "           attendance-update ID DATE START END | attendance-delete ID | employees-threads N\n"
+            "           attendance-update ID DATE START END | attendance-delete ID | employees-threads N |\n"
+            "           employee-repeat N ID\n"
             "  moco users [archived] | presences FROM TO [USER] | schedules FROM TO [USER] |\n"
             "       schedule-create USER DATE CODE AM PM [COMMENT] | schedule-delete ID | users-repeat N\n"
             "  scim find EMAIL | users | create EMAIL GIVEN FAMILY [EXTID] | active ID true|false |\n"
@@ -120,6 +121,8 @@ static int run_personio(struct probe *pr, int argc, char **argv)
                                             need("PERSONIO_CLIENT_ID"), need("PERSONIO_CLIENT_SECRET"));
     if (env("PERSONIO_TIME_OFF_LIMIT"))
         rd_personio_set_time_off_page_size(p, atoi(env("PERSONIO_TIME_OFF_LIMIT")));
+    if (env("PERSONIO_SHARED_BUDGET") && pr->db)
+        rd_personio_set_budget_db(p, pr->db);
     const char *op = argv[0];
     int rc = -1;
     if (strcmp(op, "employees") == 0) {
@@ -206,6 +209,15 @@ static int run_personio(struct probe *pr, int argc, char **argv)
                                            &gone, &pr->err);
         pr->result = json_object_new_object();
         json_object_object_add(pr->result, "gone", json_object_new_boolean(gone));
+    } else if (strcmp(op, "employee-repeat") == 0 && argc > 2) {
+        int times = atoi(argv[1]);
+        rc = 0;
+        for (int i = 0; rc == 0 && i < times; i++) {
+            struct rd_personio_employee e;
+            rc = rd_personio_get_employee(p, atoll(argv[2]), pr->deadline, &e, &pr->err);
+            rd_personio_employee_clear(&e);
+        }
+        pr->result = json_object_new_int(times);
     } else if (strcmp(op, "employees-threads") == 0 && argc > 1) {
         int n = atoi(argv[1]);
         if (n < 1 || n > 64)

@@ -256,6 +256,22 @@ static void test_maps_and_policy(void **state)
                    "policy.protected_users: must be a list of strings");
 }
 
+static void test_moco_rate_limit(void **state)
+{
+    (void)state;
+    expect_valid("moco.rate_limit", "{\"requests\": 1200, \"window_seconds\": 120}");
+    expect_invalid("moco.rate_limit", "120",
+                   "moco.rate_limit: must be an object {\"requests\": N, \"window_seconds\": S}");
+    expect_invalid("moco.rate_limit", "{\"requests\": 120}",
+                   "moco.rate_limit: needs both requests and window_seconds");
+    expect_invalid("moco.rate_limit", "{\"requests\": 0, \"window_seconds\": 120}",
+                   "moco.rate_limit.requests: must be an integer from 1 to 100000");
+    expect_invalid("moco.rate_limit", "{\"requests\": 120, \"window_seconds\": \"2m\"}",
+                   "moco.rate_limit.window_seconds: must be an integer from 1 to 3600");
+    expect_invalid("moco.rate_limit", "{\"requests\": 1, \"window_seconds\": 1, \"burst\": 2}",
+                   "moco.rate_limit: unknown key \"burst\"");
+}
+
 static const char *str_at(struct json_object *doc, const char *sec, const char *key)
 {
     struct json_object *s = NULL, *v = NULL;
@@ -432,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_webhook_auth),
         cmocka_unit_test(test_maps_and_policy),
+        cmocka_unit_test(test_moco_rate_limit),
         cmocka_unit_test(test_resolve_env_and_file),
         cmocka_unit_test(test_masked),
         cmocka_unit_test(test_ordered),

@@ -95,6 +95,46 @@ static void test_employee_sparse(void **state)
     json_object_put(item);
 }
 
+/* Parses an employee whose work_schedule attribute is ws (JSON text); returns work_days. */
+static unsigned work_days_of(const char *ws)
+{
+    char *text = NULL;
+    if (asprintf(&text, "{\"type\":\"Employee\",\"attributes\":{\"id\":{\"value\":5},"
+                        "\"work_schedule\":%s}}", ws) < 0)
+        fail();
+    struct json_object *item = json_tokener_parse(text);
+    free(text);
+    assert_non_null(item);
+    struct rd_personio_employee e;
+    assert_int_equal(rd_personio_parse_employee(item, &e), 0);
+    unsigned days = e.work_days;
+    rd_personio_employee_clear(&e);
+    json_object_put(item);
+    return days;
+}
+
+static void test_work_schedule(void **state)
+{
+    (void)state;
+    /* the documented shape, wrapped in {label, value}: Monday to Thursday */
+    assert_int_equal(work_days_of("{\"label\":\"Work schedule\",\"value\":{\"type\":\"WorkSchedule\","
+                                  "\"attributes\":{\"id\":3,\"name\":\"4 days\",\"monday\":\"08:00\","
+                                  "\"tuesday\":\"08:00\",\"wednesday\":\"8:30\",\"thursday\":\"06:00\","
+                                  "\"friday\":\"00:00\",\"saturday\":\"00:00\",\"sunday\":\"00:00\"}}}"),
+                     0x0f);
+    /* attributes without the wrapper, hours as numbers and decimal strings, a weekend day */
+    assert_int_equal(work_days_of("{\"value\":{\"monday\":8,\"tuesday\":0,\"wednesday\":\"7.5\","
+                                  "\"saturday\":\"04:00:00\",\"sunday\":null}}"),
+                     0x01 | 0x04 | 0x20);
+    /* shapes seen in the wild: a bare name, null, garbage values, no hours at all */
+    assert_int_equal(work_days_of("{\"value\":\"Full time\"}"), 0);
+    assert_int_equal(work_days_of("{\"value\":null}"), 0);
+    assert_int_equal(work_days_of("{\"value\":{\"monday\":\"eight\",\"tuesday\":\"99:00\","
+                                  "\"friday\":-3}}"), 0);
+    assert_int_equal(work_days_of("{\"value\":{\"type\":\"WorkSchedule\",\"attributes\":"
+                                  "{\"monday\":\"00:00\",\"friday\":\"0\"}}}"), 0);
+}
+
 #define TIME_OFF(id, emp)                                                                          \
     "{\"type\":\"TimeOffPeriod\",\"attributes\":{\"id\":" #id ",\"id_v2\":\"v2-" #id "\","         \
     "\"status\":\"approved\",\"start_date\":\"2017-12-27T00:00:00+0100\","                         \
@@ -248,6 +288,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_employee_unwrap),  cmocka_unit_test(test_employee_sparse),
+        cmocka_unit_test(test_work_schedule),
         cmocka_unit_test(test_time_off_dedup),   cmocka_unit_test(test_overlap_error),
         cmocka_unit_test(test_link_next),        cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_classes_and_scrub), cmocka_unit_test(test_mail_format),

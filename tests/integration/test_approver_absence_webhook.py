@@ -2,7 +2,7 @@
 Approver delegation driven by Personio's absence-period webhooks (the real path
 once the personio.absence handler of handlers/absence.c calls rd_approver_converge):
 approving, moving and rejecting an approver's absence in Personio creates, replaces
-and removes the approval delegation. Not collected until the merge: see conftest.py.
+and removes the approval delegation.
 
 The payload carries the absence's v2 id and the person (Personio's dataless
 notification); adapt `absence_event` if the absence handler reads another field.
