@@ -79,7 +79,8 @@ static const char *static_kind(const char *kind)
 /* ---- open / close ---- */
 
 static struct rd_sync *sync_new(PGconn *db, const struct rd_connection *conn,
-                                const struct rd_sync_opts *opts, double deadline)
+                                const struct rd_sync_opts *opts, double deadline,
+                                const atomic_bool *stopping)
 {
     struct rd_sync *s = rd_calloc(1, sizeof(*s));
     s->db = db;
@@ -89,7 +90,8 @@ static struct rd_sync *sync_new(PGconn *db, const struct rd_connection *conn,
     if (opts)
         s->opts = *opts;
     s->deadline = deadline;
-    struct rd_http_opts ho = {.ca_file = s->opts.ca_file};
+    s->stopping = stopping;
+    struct rd_http_opts ho = {.ca_file = s->opts.ca_file, .cancel = stopping};
     s->http = rd_http_client_new(&ho);
     s->cache = rd_calloc(1, sizeof(*s->cache));
     return s;
@@ -112,14 +114,14 @@ struct rd_sync *rd_sync_open_job(struct rd_job_ctx *ctx)
     }
     struct rd_sync_opts opts = {
         .ca_file = ctx->ca_file, .smtp_url = ctx->smtp_url, .smtp_from = ctx->smtp_from};
-    struct rd_sync *s = sync_new(ctx->db, ctx->conn, &opts, rd_http_now() + JOB_DEADLINE_SECONDS);
+    struct rd_sync *s = sync_new(ctx->db, ctx->conn, &opts, rd_http_now() + JOB_DEADLINE_SECONDS,
+                               ctx->stopping);
     s->job_id = ctx->job_id;
     s->event_id = ctx->nevents ? ctx->events[0].id : 0;
     if (s->event_id)
         snprintf(s->reason, sizeof(s->reason), "event:%lld", (long long)s->event_id);
     else
         snprintf(s->reason, sizeof(s->reason), "job:%lld", (long long)s->job_id);
-    s->stopping = ctx->stopping;
     set_audit(s);
     return s;
 }
@@ -127,7 +129,7 @@ struct rd_sync *rd_sync_open_job(struct rd_job_ctx *ctx)
 struct rd_sync *rd_sync_open_run(PGconn *db, const struct rd_connection *conn, int64_t run_id,
                                  bool dry_run, const struct rd_sync_opts *opts, double deadline)
 {
-    struct rd_sync *s = sync_new(db, conn, opts, deadline);
+    struct rd_sync *s = sync_new(db, conn, opts, deadline, NULL);
     s->run_id = run_id;
     s->dry_run = dry_run;
     snprintf(s->reason, sizeof(s->reason), "run:%lld", (long long)run_id);

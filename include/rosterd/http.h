@@ -6,6 +6,7 @@
 #ifndef ROSTERD_HTTP_H
 #define ROSTERD_HTTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -63,6 +64,11 @@ struct rd_http_opts {
     long connect_timeout_ms;  /* 0: 5000 */
     long timeout_ms;          /* per attempt; 0: 30000 */
     struct rd_http_share *share; /* borrowed, may be NULL */
+    /*
+     * Borrowed, may be NULL: once it is set (shutdown), a transfer in progress is
+     * aborted and no retry is started; the call fails with a transient error.
+     */
+    const atomic_bool *cancel;
 };
 
 /*

@@ -35,6 +35,7 @@ struct rd_http_client {
     long connect_timeout_ms;
     long timeout_ms;
     struct rd_http_share *share;
+    const atomic_bool *cancel;
     uint64_t rng;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -205,6 +206,7 @@ struct rd_http_client *rd_http_client_new(const struct rd_http_opts *opts)
     c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 5000;
     c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
     c->share = opts ? opts->share : NULL;
+    c->cancel = opts ? opts->cancel : NULL;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     c->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)c;
@@ -392,13 +394,30 @@ static double backoff(struct rd_http_client *c, int attempt, double floor_s)
     return b < floor_s ? floor_s : b;
 }
 
-static void sleep_s(double s)
+static bool cancelled(const struct rd_http_client *c)
 {
-    if (s <= 0)
-        return;
-    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - floor(s)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    return c->cancel && atomic_load(c->cancel);
+}
+
+/* Sleeps s seconds in slices, returning early once the client is cancelled. */
+static void sleep_s(const struct rd_http_client *c, double s)
+{
+    double end = rd_http_now() + s;
+    for (double left = s; left > 0 && !cancelled(c); left = end - rd_http_now()) {
+        double slice = left < 0.1 ? left : 0.1;
+        struct timespec ts = {.tv_sec = (time_t)slice,
+                              .tv_nsec = (long)((slice - floor(slice)) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* libcurl's progress callback: a non-zero return aborts the transfer (shutdown). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return cancelled(arg) ? 1 : 0;
 }
 
 static struct curl_slist *build_headers(const struct rd_http_request *req)
@@ -434,6 +453,11 @@ static void setup_easy(struct rd_http_client *c, const struct rd_http_request *r
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    if (c->cancel) {
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
+    }
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -585,6 +609,12 @@ int rd_http_do(struct rd_http_client *c, const struct rd_http_request *req,
         }
         if (v == V_FAIL || attempt >= RD_HTTP_MAX_ATTEMPTS)
             break;
+        if (cancelled(c)) {
+            /* shutting down: the queue hands the job back and another run retries it */
+            rd_http_error_set(err, false, 0, "%s %s %s: not retried, rosterd is stopping",
+                              req->system, req->method, path);
+            break;
+        }
         if (rd_http_now() + wait >= deadline) {
             /* the queue reschedules the job; tell it how long the upstream asked for */
             err->permanent = false;
@@ -593,7 +623,7 @@ int rd_http_do(struct rd_http_client *c, const struct rd_http_request *req,
         }
         rd_log_info("upstream %s %s %s: %s; retry %d in %.1f s", req->system, req->method, path,
                     resp->status ? "HTTP error" : "no answer", attempt, wait);
-        sleep_s(wait);
+        sleep_s(c, wait);
     }
     curl_slist_free_all(hdrs);
     if (rc != 0)
