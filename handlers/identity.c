@@ -11,14 +11,222 @@
 #include <string.h>
 #include <strings.h>
 
+#include <json-c/json.h>
+
 #include "rosterd/db.h"
 #include "rosterd/handler.h"
+#include "rosterd/hmap.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 
 static void id_text(char *buf, size_t n, int64_t v)
 {
     snprintf(buf, n, "%lld", (long long)v);
+}
+
+/*
+ * A run's copy of the people table's links (rd_identity_preload), so that linking
+ * 10,000 people asks Postgres nothing per person. Pins made during the run update
+ * it too (in a dry run only it: the planned link), so later steps see them.
+ */
+struct links {
+    struct rd_hmap *by_person; /* personio id -> index into rows */
+    struct rd_hmap *by_scim;   /* SCIM id -> personio id */
+    struct rd_hmap *by_moco;   /* MOCO user id -> personio id */
+    struct link_row {
+        int64_t personio_id;
+        char *scim_id;
+        int64_t moco_user_id;
+    } *rows;
+    size_t n, cap;
+    size_t nscim;              /* rows with a platform link */
+    bool remembered;           /* rd_identity_remember_all wrote every mirror row */
+};
+
+static void links_free(void *data)
+{
+    struct links *l = data;
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        free(l->rows[i].scim_id);
+    free(l->rows);
+    rd_hmap_free(l->by_person);
+    rd_hmap_free(l->by_scim);
+    rd_hmap_free(l->by_moco);
+    free(l);
+}
+
+static struct links *links_of(const struct rd_sync *s)
+{
+    return s->links.data;
+}
+
+static struct link_row *links_row(struct links *l, int64_t personio_id, bool create)
+{
+    uintptr_t i;
+    if (rd_hmap_get_i64(l->by_person, personio_id, &i))
+        return &l->rows[i];
+    if (!create)
+        return NULL;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->rows = rd_realloc(l->rows, l->cap * sizeof(*l->rows));
+    }
+    l->rows[l->n] = (struct link_row){.personio_id = personio_id};
+    rd_hmap_put_i64(l->by_person, personio_id, l->n);
+    return &l->rows[l->n++];
+}
+
+/* Records a pin (value NULL: unpin) of a person's platform or MOCO account in the copy. */
+static void links_pin(struct links *l, int64_t personio_id, bool scim, const char *value)
+{
+    struct link_row *r = links_row(l, personio_id, true);
+    if (scim) {
+        if (r->scim_id) {
+            rd_hmap_del(l->by_scim, r->scim_id, strlen(r->scim_id));
+            free(r->scim_id);
+            r->scim_id = NULL;
+            l->nscim--;
+        }
+        if (value) {
+            r->scim_id = rd_strdup(value);
+            rd_hmap_put(l->by_scim, value, strlen(value), (uintptr_t)personio_id);
+            l->nscim++;
+        }
+    } else {
+        if (r->moco_user_id)
+            rd_hmap_del_i64(l->by_moco, r->moco_user_id);
+        r->moco_user_id = value ? strtoll(value, NULL, 10) : 0;
+        if (r->moco_user_id)
+            rd_hmap_put_i64(l->by_moco, r->moco_user_id, (uintptr_t)personio_id);
+    }
+}
+
+int rd_identity_preload(struct rd_sync *s, char *err, size_t errlen)
+{
+    char cid[24];
+    id_text(cid, sizeof(cid), s->connection_id);
+    const char *params[1] = {cid};
+    PGresult *res = rd_db_exec(s->db,
+                               "SELECT personio_id, scim_id, moco_user_id FROM people"
+                               " WHERE connection_id = $1::bigint ORDER BY personio_id",
+                               1, params, err, errlen);
+    if (!res)
+        return -1;
+    struct links *l = rd_calloc(1, sizeof(*l));
+    l->by_person = rd_hmap_new();
+    l->by_scim = rd_hmap_new();
+    l->by_moco = rd_hmap_new();
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t pid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        links_row(l, pid, true);
+        if (!PQgetisnull(res, i, 1))
+            links_pin(l, pid, true, PQgetvalue(res, i, 1));
+        if (!PQgetisnull(res, i, 2))
+            links_pin(l, pid, false, PQgetvalue(res, i, 2));
+    }
+    PQclear(res);
+    if (s->links.data && s->links.free)
+        s->links.free(s->links.data);
+    s->links.data = l;
+    s->links.free = links_free;
+    return 0;
+}
+
+size_t rd_identity_linked_count(const struct rd_sync *s)
+{
+    const struct links *l = links_of(s);
+    return l ? l->nscim : 0;
+}
+
+int64_t rd_identity_scim_owner(const struct rd_sync *s, const char *scim_id)
+{
+    const struct links *l = links_of(s);
+    uintptr_t v = 0;
+    return l && scim_id && rd_hmap_get(l->by_scim, scim_id, strlen(scim_id), &v) ? (int64_t)v : 0;
+}
+
+size_t rd_identity_known_people(const struct rd_sync *s, int64_t *ids, size_t max)
+{
+    const struct links *l = links_of(s);
+    size_t n = l ? l->n : 0;
+    for (size_t i = 0; ids && i < n && i < max; i++)
+        ids[i] = l->rows[i].personio_id;
+    return n;
+}
+
+/* Appends e as one element of the mirror's bulk upsert. */
+static void remember_row(struct json_object *rows, const struct rd_personio_employee *e)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "personio_id", json_object_new_int64(e->id));
+    json_object_object_add(o, "email", json_object_new_string(e->email ? e->email : ""));
+    const char *keys[] = {"first_name", "last_name", "status", "team", "department", "hire_date",
+                          "last_day"};
+    const char *vals[] = {e->first_name, e->last_name, e->status, e->team, e->department,
+                          e->hire_date, rd_identity_last_day(e)};
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        json_object_object_add(o, keys[k], vals[k] ? json_object_new_string(vals[k]) : NULL);
+    json_object_object_add(o, "supervisor_id",
+                           e->supervisor_id ? json_object_new_int64(e->supervisor_id) : NULL);
+    json_object_array_add(rows, o);
+}
+
+/* The same upsert as rd_identity_remember, for a JSON array of rows. */
+static const char REMEMBER_ALL_SQL[] =
+    "INSERT INTO people (connection_id, personio_id, email, first_name, last_name,"
+    " status, team, department, supervisor_id, hire_date, last_day)"
+    " SELECT $1::bigint, r.personio_id, r.email, r.first_name, r.last_name, r.status, r.team,"
+    "  r.department, r.supervisor_id, r.hire_date, r.last_day"
+    " FROM jsonb_to_recordset($2::jsonb) AS r(personio_id bigint, email text, first_name text,"
+    "  last_name text, status text, team text, department text, supervisor_id bigint,"
+    "  hire_date date, last_day date)"
+    " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"
+    "  email = excluded.email, first_name = excluded.first_name,"
+    "  last_name = excluded.last_name, status = excluded.status,"
+    "  team = excluded.team, department = excluded.department,"
+    "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"
+    "  last_day = excluded.last_day, seen_at = now(),"
+    "  updated_at = CASE WHEN (people.email, people.status, people.team,"
+    "    people.department, people.supervisor_id, people.last_day)"
+    "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"
+    "    excluded.department, excluded.supervisor_id, excluded.last_day)"
+    "    THEN now() ELSE people.updated_at END";
+
+#define REMEMBER_BATCH 2000
+
+int rd_identity_remember_all(struct rd_sync *s, const struct rd_personio_employee_list *list,
+                             char *err, size_t errlen)
+{
+    if (s->dry_run)
+        return 0;
+    char cid[24];
+    id_text(cid, sizeof(cid), s->connection_id);
+    /* One row per id (a list that shifted between pages may repeat one; the last wins). */
+    struct rd_hmap *last = rd_hmap_new();
+    for (size_t i = 0; i < list->count; i++)
+        rd_hmap_put_i64(last, list->items[i].id, i);
+    int rc = 0;
+    for (size_t start = 0; rc == 0 && start < list->count; start += REMEMBER_BATCH) {
+        struct json_object *rows = json_object_new_array();
+        for (size_t i = start; i < list->count && i < start + REMEMBER_BATCH; i++) {
+            uintptr_t at;
+            if (rd_hmap_get_i64(last, list->items[i].id, &at) && at == i)
+                remember_row(rows, &list->items[i]);
+        }
+        const char *params[2] = {cid, json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN)};
+        rc = rd_db_run(s->db, REMEMBER_ALL_SQL, 2, params, err, errlen);
+        json_object_put(rows);
+    }
+    rd_hmap_free(last);
+    struct links *l = links_of(s);
+    if (rc == 0 && l) {
+        for (size_t i = 0; i < list->count; i++)
+            links_row(l, list->items[i].id, true);
+        l->remembered = true;
+    }
+    return rc;
 }
 
 const char *rd_identity_last_day(const struct rd_personio_employee *e)
@@ -29,8 +237,9 @@ const char *rd_identity_last_day(const struct rd_personio_employee *e)
 int rd_identity_remember(struct rd_sync *s, const struct rd_personio_employee *e, char *err,
                          size_t errlen)
 {
-    if (s->dry_run)
-        return 0;
+    const struct links *l = links_of(s);
+    if (s->dry_run || (l && l->remembered))
+        return 0; /* a run wrote everyone's row in one statement before converging */
     char cid[24], pid[24], sup[24];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), e->id);
@@ -60,6 +269,11 @@ int rd_identity_remember(struct rd_sync *s, const struct rd_personio_employee *e
 
 char *rd_identity_pinned_scim(struct rd_sync *s, int64_t personio_id)
 {
+    struct links *l = links_of(s);
+    if (l) {
+        const struct link_row *r = links_row(l, personio_id, false);
+        return r && r->scim_id ? rd_strdup(r->scim_id) : NULL;
+    }
     char cid[24], pid[24], err[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
@@ -75,6 +289,11 @@ char *rd_identity_pinned_scim(struct rd_sync *s, int64_t personio_id)
 
 int64_t rd_identity_pinned_moco(struct rd_sync *s, int64_t personio_id)
 {
+    struct links *l = links_of(s);
+    if (l) {
+        const struct link_row *r = links_row(l, personio_id, false);
+        return r ? r->moco_user_id : 0;
+    }
     char cid[24], pid[24], err[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
@@ -96,8 +315,12 @@ static int pin(struct rd_sync *s, int64_t personio_id, bool scim, const char *va
                struct rd_http_error *err)
 {
     *taken = false;
-    if (s->dry_run)
+    struct links *l = links_of(s);
+    if (s->dry_run) {
+        if (l) /* the planned link: later steps of the dry run see what the real one would */
+            links_pin(l, personio_id, scim, value);
         return 0;
+    }
     char cid[24], pid[24], dberr[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
@@ -121,6 +344,8 @@ static int pin(struct rd_sync *s, int64_t personio_id, bool scim, const char *va
             rd_http_error_set(err, false, 0, "cannot record the link of person %s: %s", pid, dberr);
             rc = -1;
         }
+    } else if (l) {
+        links_pin(l, personio_id, scim, value);
     }
     PQclear(res);
     return rc;
@@ -129,6 +354,13 @@ static int pin(struct rd_sync *s, int64_t personio_id, bool scim, const char *va
 /* The Personio id of whoever pinned this account, 0 when nobody (or only personio_id). */
 static int64_t pinned_by_other(struct rd_sync *s, bool scim, const char *value, int64_t personio_id)
 {
+    const struct links *l = links_of(s);
+    if (l) {
+        uintptr_t owner = 0;
+        bool hit = scim ? rd_hmap_get(l->by_scim, value, strlen(value), &owner)
+                        : rd_hmap_get_i64(l->by_moco, strtoll(value, NULL, 10), &owner);
+        return hit && (int64_t)owner != personio_id ? (int64_t)owner : 0;
+    }
     char cid[24], pid[24], err[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
@@ -281,31 +513,6 @@ int rd_identity_platform(struct rd_sync *s, const struct rd_personio_employee *e
     return link_platform_fresh(s, e, out, state, err);
 }
 
-/* MOCO users with e's e-mail: from the full list when cached, else GET /users?email=. */
-static int moco_candidates(struct rd_sync *s, const char *email, struct rd_moco_user_list *out,
-                           struct rd_http_error *err)
-{
-    memset(out, 0, sizeof(*out));
-    const struct rd_moco_user_list *all = NULL;
-    if (rd_sync_have_moco_users(s)) {
-        if (rd_sync_moco_users(s, &all, err) != 0)
-            return -1;
-        out->items = rd_calloc(all->count + 1, sizeof(*out->items));
-        for (size_t i = 0; i < all->count; i++) {
-            const struct rd_moco_user *u = &all->items[i];
-            if (u->email && strcasecmp(u->email, email) == 0) {
-                struct rd_moco_user *c = &out->items[out->count++];
-                *c = *u;
-                c->email = rd_strdup(u->email);
-                c->firstname = u->firstname ? rd_strdup(u->firstname) : NULL;
-                c->lastname = u->lastname ? rd_strdup(u->lastname) : NULL;
-            }
-        }
-        return 0;
-    }
-    struct rd_moco *m = rd_sync_moco(s, err);
-    return m ? rd_moco_find_users(m, email, s->deadline, out, err) : -1;
-}
 
 int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e,
                      int64_t *moco_user_id, enum rd_link_state *state, struct rd_http_error *err)
@@ -315,7 +522,7 @@ int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e,
     if (*moco_user_id || !e->email || !*e->email)
         return 0;
     struct rd_moco_user_list cands;
-    if (moco_candidates(s, e->email, &cands, err) != 0)
+    if (rd_sync_moco_candidates(s, e->email, &cands, err) != 0)
         return -1;
     int rc = 0;
     char mid[24];

@@ -44,7 +44,7 @@ static const char *const top_keys[] = {"name",     "timezone",      "start_date"
 static const char *const personio_keys[] = {"base_url", "client_id", "client_secret",
                                             "webhook_tokens", "standard_webhooks_secrets", NULL};
 static const char *const moco_keys[] = {"base_url", "api_key", "webhook_keys",
-                                        "standard_webhooks_secrets", NULL};
+                                        "standard_webhooks_secrets", "plan", NULL};
 static const char *const platform_keys[] = {"scim_base_url", "api_base_url", "token", NULL};
 static const char *const alerts_keys[] = {"slack_webhook_url", "email_to", NULL};
 static const char *const policy_keys[] = {"onboarding_alerts",
@@ -56,6 +56,7 @@ static const char *const policy_keys[] = {"onboarding_alerts",
                                           "reconcile_at",
                                           "max_deactivations_per_run",
                                           "protected_users",
+                                          "stale_webhook_hours",
                                           NULL};
 static const char *const policy_bools[] = {"onboarding_alerts", "deactivation",
                                            "approver_reassignment", "attendance_push",
@@ -373,6 +374,11 @@ static int check_sources(struct json_object *doc, char *err, size_t errlen)
         opt_string(s, "api_key", "moco.api_key", err, errlen) != 0 ||
         check_source_auth(s, "moco", "webhook_keys", err, errlen) != 0)
         return -1;
+    struct json_object *plan = get(s, "plan");
+    if (plan && (!json_object_is_type(plan, json_type_string) ||
+                 (strcmp(json_object_get_string(plan), "standard") != 0 &&
+                  strcmp(json_object_get_string(plan), "unlimited") != 0)))
+        return fail(err, errlen, "moco.plan", "must be \"standard\" or \"unlimited\"");
     if (section(doc, "platform", false, platform_keys, &s, err, errlen) != 0 ||
         opt_url(s, "scim_base_url", "platform.scim_base_url", err, errlen) != 0 ||
         opt_url(s, "api_base_url", "platform.api_base_url", err, errlen) != 0 ||
@@ -451,7 +457,9 @@ static int check_policy(struct json_object *doc, char *err, size_t errlen)
     if (int_range(p, "deactivation_delay_days", "policy.deactivation_delay_days", 0, 365, err,
                   errlen) != 0 ||
         int_range(p, "max_deactivations_per_run", "policy.max_deactivations_per_run", 0,
-                  INT64_MAX, err, errlen) != 0)
+                  INT64_MAX, err, errlen) != 0 ||
+        int_range(p, "stale_webhook_hours", "policy.stale_webhook_hours", 0, 8760, err,
+                  errlen) != 0)
         return -1;
     struct json_object *ra = get(p, "reconcile_at");
     if (ra && (!json_object_is_type(ra, json_type_string) ||

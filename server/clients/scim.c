@@ -530,6 +530,44 @@ int rd_scim_find_group(struct rd_scim *s, const char *display_name, double deadl
     return 0;
 }
 
+int rd_scim_list_groups(struct rd_scim *s, double deadline, struct rd_scim_group_list *out,
+                        struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    long start = 1;
+    for (int page = 0; page < MAX_PAGES; page++) {
+        char q[96];
+        snprintf(q, sizeof(q), "/Groups?startIndex=%ld&count=%d", start, s->page_size);
+        struct json_object *root = get_list(s, q, "/Groups", deadline, err);
+        if (!root) {
+            rd_scim_group_list_free(out);
+            return -1;
+        }
+        struct json_object *res = rd_json_get(root, "Resources");
+        size_t n = res ? json_object_array_length(res) : 0;
+        long total = (long)json_object_get_int64(rd_json_get(root, "totalResults"));
+        out->items = rd_realloc(out->items, (out->count + n + 1) * sizeof(*out->items));
+        for (size_t i = 0; i < n; i++)
+            parse_group(json_object_array_get_idx(res, i), &out->items[out->count++]);
+        json_object_put(root);
+        start += (long)n;
+        if (n == 0 || start - 1 >= total)
+            break;
+    }
+    return 0;
+}
+
+void rd_scim_group_list_free(struct rd_scim_group_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        rd_scim_group_clear(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
 int rd_scim_group_add_members(struct rd_scim *s, const char *group_id, const char *const *user_ids,
                               size_t n, const struct rd_audit_ctx *audit, double deadline,
                               struct rd_http_error *err)
