@@ -87,6 +87,7 @@ struct rd_capability {
 extern const struct rd_capability rd_cap_noop;
 extern const struct rd_capability rd_cap_identity; /* identity.c: moco.user */
 extern const struct rd_capability rd_cap_person;   /* person.c: personio.person */
+extern const struct rd_capability rd_cap_reconcile; /* reconcile.c: reconcile (nightly) */
 
 /* The handler for kind, or NULL. Static data, thread-safe. */
 const struct rd_handler *rd_handler_find(const char *kind);

@@ -143,4 +143,12 @@ extern const char rd_cli_usage_jobs_list[];
 int rd_cli_events_replay(struct rd_cli *cli, int argc, char **argv);
 int rd_cli_jobs_list(struct rd_cli *cli, int argc, char **argv);
 
+/* cli_reconcile.c */
+extern const char rd_cli_usage_reconcile_run[];
+extern const char rd_cli_usage_reconcile_approve[];
+extern const char rd_cli_usage_report_show[];
+int rd_cli_reconcile_run(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_reconcile_approve(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_report_show(struct rd_cli *cli, int argc, char **argv);
+
 #endif

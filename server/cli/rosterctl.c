@@ -81,6 +81,12 @@ static const struct rd_cli_command commands[] = {
     {"events", "replay", rd_cli_events_replay, rd_cli_usage_events_replay,
      "queue failed or dead events again (by ID or filter, --dry-run)"},
     {"jobs", "list", rd_cli_jobs_list, rd_cli_usage_jobs_list, "list queued jobs"},
+    {"reconcile", "run", rd_cli_reconcile_run, rd_cli_usage_reconcile_run,
+     "reconcile a connection now and print the report (--dry-run)"},
+    {"reconcile", "approve", rd_cli_reconcile_approve, rd_cli_usage_reconcile_approve,
+     "release the deactivations a run's circuit breaker held"},
+    {"report", "show", rd_cli_report_show, rd_cli_usage_report_show,
+     "show a reconciliation report (text, json, csv, html)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
