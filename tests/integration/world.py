@@ -230,6 +230,14 @@ class World:
     def query(self, sql, params=None):
         return self.pg.query(sql, params, dbname=self.dbname)
 
+    def execute(self, sql, params=None):
+        """Runs a statement and commits it (query() never commits); returns its rows."""
+        with self.pg.connect(self.dbname) as c, c.cursor() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall() if cur.description else None
+        c.close()
+        return rows
+
     def one(self, sql, params=None):
         rows = self.query(sql, params)
         assert rows and len(rows) == 1, f"expected one row from {sql!r}, got {rows!r}"
@@ -272,10 +280,10 @@ class World:
         """Queues one job of kind now (as the scheduler or a handler would) and waits for
         it to finish; returns (state, note, last_error) from jobs_history or the dead job."""
         key = f"{self.connection_id}:test:{uuid.uuid4().hex}"
-        job_id = self.one("INSERT INTO jobs (kind, key, connection_id, subject, payload)"
-                          " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                          (kind, key, self.connection_id, subject,
-                           json.dumps(payload) if payload is not None else None))
+        job_id = self.execute("INSERT INTO jobs (kind, key, connection_id, subject, payload)"
+                              " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                              (kind, key, self.connection_id, subject,
+                               json.dumps(payload) if payload is not None else None))[0][0]
         deadline = time.monotonic() + timeout
         while True:
             rows = self.query("SELECT state, note, last_error FROM jobs_history WHERE id = %s",
