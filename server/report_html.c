@@ -23,7 +23,7 @@ static const struct group {
     {"Held by the circuit breaker", "#7048e8", {"deactivation_held", NULL}},
     {"Needs a person", "#f08c00", {"conflict", "error", "platform_only", "unmapped_team", NULL}},
     {"Losing platform access", "#c92a2a", {"deactivated", "deactivation_scheduled", NULL}},
-    {"New hires and invitations", "#2f9e44", {"new_hire", "linked", NULL}},
+    {"New hires and account links", "#2f9e44", {"new_hire", "linked", NULL}},
     {"Team and manager changes", "#1c7ed6", {"team_changed", "manager_changed", NULL}},
     {"Time tracking",
      "#868e96",
@@ -203,7 +203,7 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
         n = RD_REPORT_HISTORY;
     rd_buf_printf(out, "<h2>Finding counts, last %zu run%s</h2>\n<div class=\"chart\">\n", n,
                   n == 1 ? "" : "s");
-    const int W = 1040, H = 320, L = 56, R = 16, T = 40, B = 70;
+    const int W = 1040, H = 340, L = 56, R = 16, T = 52, B = 70;
     int64_t max = 0;
     for (size_t i = 0; i < n; i++) {
         struct json_object *c = json_object_object_get(json_object_array_get_idx(history, i), "counts");
@@ -217,11 +217,12 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
     rd_buf_printf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%%\" viewBox=\"0 0 %d %d\""
                        " role=\"img\" aria-label=\"finding counts per run\" font-family=\"sans-serif\""
                        " font-size=\"12\">\n", W, H);
-    for (size_t g = 0; g < NGROUPS; g++) { /* legend */
-        int x = L + (int)g * 160;
+    int lx = L;
+    for (size_t g = 0; g < NGROUPS; g++) { /* legend: ~6.5 px a character at 12 px */
         rd_buf_printf(out, "<rect x=\"%d\" y=\"8\" width=\"12\" height=\"12\" fill=\"%s\"/>"
                            "<text x=\"%d\" y=\"18\">%s</text>\n",
-                      x, groups[g].color, x + 16, groups[g].title);
+                      lx, groups[g].color, lx + 16, groups[g].title);
+        lx += 16 + 13 * (int)strlen(groups[g].title) / 2 + 14;
     }
     int ph = H - T - B;
     for (int k = 0; k <= 4; k++) { /* y axis */
@@ -235,7 +236,9 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
     for (size_t i = 0; i < n; i++) {
         struct json_object *run = json_object_array_get_idx(history, n - 1 - i); /* oldest first */
         struct json_object *c = json_object_object_get(run, "counts");
-        double x = L + slot * (double)i + slot * 0.15, w = slot * 0.7, y = T + ph;
+        double w = slot * 0.7 > 48 ? 48 : slot * 0.7;
+        double x = L + slot * (double)i + (slot - w) / 2, y = T + ph;
+        int64_t total = 0;
         int64_t id = num(run, "run_id", 0);
         for (size_t g = 0; g < NGROUPS; g++) {
             int64_t v = group_count(&groups[g], c);
@@ -243,10 +246,13 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
                 continue;
             double h = (double)ph * (double)v / (double)top;
             y -= h;
+            total += v;
             rd_buf_printf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
                                "<title>run %lld: %lld %s</title></rect>\n",
                           x, y, w, h, groups[g].color, (long long)id, (long long)v, groups[g].title);
         }
+        rd_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%lld</text>\n",
+                      x + w / 2, y - 4, (long long)total);
         const char *st = str(run, "status") ? str(run, "status") : "";
         const char *day = str(run, "started_at_local") ? str(run, "started_at_local") : "";
         rd_buf_printf(out, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\" transform=\"rotate(-45 %.1f %d)\""
@@ -254,7 +260,10 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
                       x + w / 2, T + ph + 14, x + w / 2, T + ph + 14,
                       id == current ? " font-weight=\"bold\"" : "", (long long)id,
                       strlen(day) >= 10 ? day + 5 : day,
-                      strcmp(st, "done") == 0 ? "" : strcmp(st, "held") == 0 ? " held" : " failed");
+                      json_object_get_boolean(json_object_object_get(run, "dry_run")) ? " dry"
+                      : strcmp(st, "done") == 0                                        ? ""
+                      : strcmp(st, "held") == 0                                        ? " held"
+                                                                                       : " failed");
         if (id == current)
             rd_buf_printf(out, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"none\""
                                " stroke=\"#212529\" stroke-dasharray=\"3 2\"/>\n",
