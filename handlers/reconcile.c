@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include <json-c/json.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "reconcile_internal.h"
 #include "rosterd/connection.h"
@@ -503,6 +506,14 @@ int rd_reconcile_run(PGconn *db, const struct rd_connection *conn,
     free(r.held_reason);
     json_object_put(r.warnings);
     rd_sync_close(r.s);
+#ifdef __GLIBC__
+    /*
+     * A run over 10,000 people frees ~30 MiB at once; glibc keeps freed memory in the
+     * worker thread's arena, and the next night's run may land on another worker's, so
+     * without this the daemon would hold two runs' worth. Give it back now.
+     */
+    malloc_trim(0);
+#endif
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -72,24 +73,46 @@ static void catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* Writes data to path (new file, mode 0600, replaced atomically) or stdout. */
+/* Writes all of data to fd; false with errno on failure. */
+static bool write_all(int fd, const struct rd_buf *data)
+{
+    size_t off = 0;
+    while (off < data->len) {
+        ssize_t n = write(fd, data->data + off, data->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        off += (size_t)n;
+    }
+    return true;
+}
+
+/*
+ * Writes data to path or stdout. A regular file (or a new one) is replaced atomically
+ * (mode 0600: reports name people); anything else — /dev/stdout, a pipe, a symlink — is
+ * written through, never replaced.
+ */
 static int emit(const char *path, const struct rd_buf *data)
 {
     if (!path) {
         fwrite(data->data ? data->data : "", 1, data->len, stdout);
         return RD_CLI_OK;
     }
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int fd = open(path, O_WRONLY | O_NOCTTY);
+        bool ok = fd >= 0 && write_all(fd, data);
+        int saved = errno;
+        if (fd >= 0 && close(fd) != 0 && ok)
+            ok = false, saved = errno;
+        if (!ok)
+            rd_cli_error("cannot write %s: %s", path, strerror(saved));
+        return ok ? RD_CLI_OK : RD_CLI_FAIL;
+    }
     char *tmp = rd_asprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    bool ok = fd >= 0;
-    size_t off = 0;
-    while (ok && off < data->len) {
-        ssize_t n = write(fd, data->data + off, data->len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ok = n > 0;
-        off += ok ? (size_t)n : 0;
-    }
+    bool ok = fd >= 0 && write_all(fd, data);
     int saved = errno;
     if (fd >= 0 && close(fd) != 0 && ok)
         ok = false, saved = errno;
