@@ -48,8 +48,12 @@ static void wrap(struct rd_buf *out, const char *first, int indent, const char *
         while (*p == ' ' || *p == '\n')
             p++;
         const char *w = p;
-        while (*p && *p != ' ' && *p != '\n')
+        bool quoted = false; /* a `command` stays on one line, ready to copy */
+        while (*p && (quoted || (*p != ' ' && *p != '\n'))) {
+            if (*p == '`')
+                quoted = !quoted;
             p++;
+        }
         size_t len = (size_t)(p - w);
         if (len == 0)
             continue;

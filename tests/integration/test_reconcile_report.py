@@ -7,6 +7,7 @@ headless Chromium renders to a PNG without a console message; the same JSON unde
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import struct
@@ -169,6 +170,13 @@ def test_report_show_errors(world, runs):
     assert res.returncode == 2 and "--connection is required" in res.stderr
     res = world.ctl("report", "show", "--connection", "nope", check=False)
     assert res.returncode == 1 and 'connection "nope" not found' in res.stderr
+    # -o onto something that is not a regular file writes through and never replaces it.
+    res = world.ctl("report", "show", "--connection", "acme", "--format", "json",
+                    "-o", "/dev/stdout")
+    assert json.loads(res.stdout)["run_id"] == runs[-1]
+    world.ctl("report", "show", "--connection", "acme", "-o", "/dev/null")
+    import stat
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
 def _gauge(daemon):
