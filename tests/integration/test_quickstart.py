@@ -23,6 +23,8 @@ def test_quickstart_shows_the_flow_and_cleans_up():
     assert '{"error":"unauthorized"}' in out
     for event in ("person.created", "employment.updated", "Presence.create"):
         assert f"({event}," in out and "done after 1 run(s)" in out, out
+    assert "Reconciliation report of acme, run 1" in out and "Status: done." in out, out
+    assert "it-admin@acme.example" in out  # the platform-only account, reported
     assert "stopped everything it started" in out
     # nothing it started is left running
     left = subprocess.run(["pgrep", "-f", os.path.join(ROOT, ".rosterd", "rosterd.conf")],
