@@ -10,7 +10,6 @@
  */
 #include "reconcile_internal.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,67 +195,25 @@ static int load_schedules(struct rd_sync *s, struct run_store *st, struct rd_rec
 }
 
 /*
- * The steps, in three groups that run side by side, one thread and one context (with
- * its own HTTP client) per upstream system: the wall time of the preload is then that
- * of the slowest system, not their sum. Only the MOCO group touches the database (its
- * shared request budget) while the run's thread waits. When the lifecycle and
- * time-sync capabilities bring their own preloading accessors, a step here becomes a
- * call to theirs (or their accessors read this store through the functions at the end
- * of this file); see the README.
+ * The steps in order. When the lifecycle and time-sync capabilities bring their own
+ * preloading accessors, a step here becomes a call to theirs (or their accessors read
+ * this store through the functions at the end of this file); see the README.
  */
-struct preload_step {
+static const struct preload_step {
     const char *what;
     int (*load)(struct rd_sync *, struct run_store *, struct rd_reconcile_stats *,
                 struct rd_http_error *);
-};
-
-static const struct preload_step personio_steps[] = {
+} steps[] = {
     {"Personio employees", load_employees},
     {"Personio time-offs", load_time_offs},
     {"Personio attendances", load_attendances},
-};
-static const struct preload_step platform_steps[] = {
     {"platform users", load_scim_users},
     {"platform groups", load_groups},
     {"approval delegations", load_delegations},
-};
-static const struct preload_step moco_steps[] = {
     {"MOCO users", load_moco_users},
     {"MOCO presences", load_presences},
     {"MOCO schedules", load_schedules},
 };
-
-struct preload_group {
-    const struct preload_step *steps;
-    size_t nsteps;
-    struct rd_sync *t;          /* the group's own context */
-    struct run_store *st;       /* shared: each group fills fields of its own */
-    struct rd_reconcile_stats *stats;
-    int64_t run_id;
-    struct rd_http_error err;
-    int rc;
-};
-
-static void *preload_main(void *arg)
-{
-    struct preload_group *g = arg;
-    for (size_t i = 0; i < g->nsteps && g->rc == 0; i++) {
-        double t = rd_http_now();
-        if (rd_sync_should_stop(g->t)) {
-            rd_http_error_set(&g->err, false, 0, "stopped while reading %s", g->steps[i].what);
-            g->rc = -1;
-        } else if (g->steps[i].load(g->t, g->st, g->stats, &g->err) != 0) {
-            char msg[sizeof(g->err.msg)];
-            snprintf(msg, sizeof(msg), "%s", g->err.msg);
-            snprintf(g->err.msg, sizeof(g->err.msg), "reading %s: %.400s", g->steps[i].what, msg);
-            g->rc = -1;
-        } else {
-            rd_log_info("run %lld: read %s in %.2f s", (long long)g->run_id, g->steps[i].what,
-                        rd_http_now() - t);
-        }
-    }
-    return NULL;
-}
 
 int rd_reconcile_preload(struct rd_sync *s, const char *today, const char *from, const char *to,
                          struct rd_reconcile_stats *stats, struct rd_http_error *err)
@@ -275,34 +232,23 @@ int rd_reconcile_preload(struct rd_sync *s, const char *today, const char *from,
         rd_http_error_set(err, false, 0, "reading the identity links: %s", dberr);
         return -1;
     }
-    struct preload_group groups[3] = {
-        {.steps = personio_steps, .nsteps = sizeof(personio_steps) / sizeof(personio_steps[0])},
-        {.steps = platform_steps, .nsteps = sizeof(platform_steps) / sizeof(platform_steps[0])},
-        {.steps = moco_steps, .nsteps = sizeof(moco_steps) / sizeof(moco_steps[0])},
-    };
-    pthread_t threads[3];
-    for (int i = 0; i < 3; i++) {
-        struct preload_group *g = &groups[i];
-        g->t = rd_sync_open_run(s->db, s->conn, s->run_id, true, &s->opts, s->deadline);
-        g->t->stopping = s->stopping;
-        g->st = st;
-        g->stats = stats;
-        g->run_id = s->run_id;
-        if (pthread_create(&threads[i], NULL, preload_main, g) != 0)
-            abort();
-    }
-    int rc = 0;
-    for (int i = 0; i < 3; i++) {
-        pthread_join(threads[i], NULL);
-        if (groups[i].rc != 0 && rc == 0) {
-            *err = groups[i].err;
-            rc = -1;
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        double t = rd_http_now();
+        if (rd_sync_should_stop(s)) {
+            rd_http_error_set(err, false, 0, "stopped while reading %s", steps[i].what);
+            return -1;
         }
-        rd_sync_cache_take(s, groups[i].t);
-        rd_sync_close(groups[i].t);
+        if (steps[i].load(s, st, stats, err) != 0) {
+            char msg[sizeof(err->msg)];
+            snprintf(msg, sizeof(msg), "%s", err->msg);
+            snprintf(err->msg, sizeof(err->msg), "reading %s: %.400s", steps[i].what, msg);
+            return -1;
+        }
+        rd_log_info("run %lld: read %s in %.2f s", (long long)s->run_id, steps[i].what,
+                    rd_http_now() - t);
     }
     stats->preload_seconds = rd_http_now() - t0;
-    return rc;
+    return 0;
 }
 
 /* ---- accessors ---- */

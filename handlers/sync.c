@@ -857,58 +857,6 @@ int rd_sync_moco_users(struct rd_sync *s, const struct rd_moco_user_list **out,
     return 0;
 }
 
-void rd_sync_cache_take(struct rd_sync *dst, struct rd_sync *src)
-{
-    struct rd_sync_cache *d = dst->cache, *c = src->cache;
-    if (c->have_all_emps && !d->have_all_emps) {
-        d->all_emps = c->all_emps;
-        d->have_all_emps = true;
-        memset(&c->all_emps, 0, sizeof(c->all_emps));
-        c->have_all_emps = false;
-        emp_index(d);
-    }
-    if (c->have_scim && !d->have_scim) {
-        d->scim = c->scim;
-        d->have_scim = true;
-        memset(&c->scim, 0, sizeof(c->scim));
-        c->have_scim = false;
-        scim_index(d);
-    }
-    if (c->have_moco && !d->have_moco) {
-        d->moco = c->moco;
-        d->have_moco = true;
-        memset(&c->moco, 0, sizeof(c->moco));
-        c->have_moco = false;
-        moco_index(d);
-    }
-    for (size_t i = 0; i < c->ntoffs; i++) {
-        struct time_off_slot *slot = c->toffs[i];
-        char key[64];
-        snprintf(key, sizeof(key), "%lld:%.10s:%.10s", (long long)slot->employee_id, slot->from,
-                 slot->to);
-        if (!d->toff_slots)
-            d->toff_slots = rd_hmap_new();
-        if (rd_hmap_get(d->toff_slots, key, strlen(key), NULL)) {
-            rd_personio_time_off_list_free(&slot->list);
-            free(slot);
-            continue;
-        }
-        if (d->ntoffs == d->cap_toffs) {
-            d->cap_toffs = d->cap_toffs ? 2 * d->cap_toffs : 16;
-            d->toffs = rd_realloc(d->toffs, d->cap_toffs * sizeof(*d->toffs));
-        }
-        rd_hmap_put(d->toff_slots, key, strlen(key), d->ntoffs);
-        if (slot->employee_id == 0 && d->ntoff_everyone < sizeof(d->toff_everyone) / sizeof(size_t))
-            d->toff_everyone[d->ntoff_everyone++] = d->ntoffs;
-        d->toffs[d->ntoffs++] = slot;
-    }
-    free(c->toffs);
-    c->toffs = NULL;
-    c->ntoffs = c->cap_toffs = c->ntoff_everyone = 0;
-    rd_hmap_free(c->toff_slots);
-    c->toff_slots = NULL;
-}
-
 int rd_sync_moco_candidates(struct rd_sync *s, const char *email, struct rd_moco_user_list *out,
                             struct rd_http_error *err)
 {

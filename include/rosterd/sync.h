@@ -287,13 +287,6 @@ int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, 
 int rd_sync_moco_candidates(struct rd_sync *s, const char *email, struct rd_moco_user_list *out,
                             struct rd_http_error *err) __attribute__((warn_unused_result));
 
-/*
- * Moves what src has cached (full lists and time-off windows) into dst, where dst does
- * not hold the same already; src keeps nothing. A run reads each upstream in a context
- * of its own, on its own thread, and then hands the lists to the run's context.
- */
-void rd_sync_cache_take(struct rd_sync *dst, struct rd_sync *src);
-
 /* True when the full lists are cached (a run preloaded them): lookups then read no upstream. */
 bool rd_sync_have_scim_users(const struct rd_sync *s);
 bool rd_sync_have_moco_users(const struct rd_sync *s);
