@@ -197,7 +197,7 @@ int rd_run_begin(PGconn *db, int64_t connection_id, const char *kind,
     snprintf(secs, sizeof(secs), "%d", RD_RECONCILE_LEASE_SECONDS);
     snprintf(lease->owner, sizeof(lease->owner), "%s", o->owner ? o->owner : "unknown");
     if (rd_reconcile_reap(db, connection_id, err, sizeof(err)) < 0) {
-        snprintf(out->message, sizeof(out->message), "runs: %s", err);
+        snprintf(out->message, sizeof(out->message), "runs: %.400s", err);
         return RD_RECONCILE_FAILED;
     }
     const char *params[8] = {cid, kind, o->dry_run ? "t" : "f", o->trigger ? o->trigger : "operator",
