@@ -173,6 +173,20 @@ static void remember_row(struct json_object *rows, const struct rd_personio_empl
     json_object_array_add(rows, o);
 }
 
+/* What an upsert of the mirror changes on a known person (rd_identity_remember too). */
+#define PEOPLE_UPSERT                                                                              \
+    " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"                                     \
+    "  email = excluded.email, first_name = excluded.first_name,"                                 \
+    "  last_name = excluded.last_name, status = excluded.status,"                                 \
+    "  team = excluded.team, department = excluded.department,"                                   \
+    "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"                   \
+    "  last_day = excluded.last_day, seen_at = now(),"                                            \
+    "  updated_at = CASE WHEN (people.email, people.status, people.team,"                         \
+    "    people.department, people.supervisor_id, people.last_day)"                               \
+    "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"                       \
+    "    excluded.department, excluded.supervisor_id, excluded.last_day)"                         \
+    "    THEN now() ELSE people.updated_at END"
+
 /* The same upsert as rd_identity_remember, for a JSON array of rows. */
 static const char REMEMBER_ALL_SQL[] =
     "INSERT INTO people (connection_id, personio_id, email, first_name, last_name,"
@@ -182,17 +196,7 @@ static const char REMEMBER_ALL_SQL[] =
     " FROM jsonb_to_recordset($2::jsonb) AS r(personio_id bigint, email text, first_name text,"
     "  last_name text, status text, team text, department text, supervisor_id bigint,"
     "  hire_date date, last_day date)"
-    " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"
-    "  email = excluded.email, first_name = excluded.first_name,"
-    "  last_name = excluded.last_name, status = excluded.status,"
-    "  team = excluded.team, department = excluded.department,"
-    "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"
-    "  last_day = excluded.last_day, seen_at = now(),"
-    "  updated_at = CASE WHEN (people.email, people.status, people.team,"
-    "    people.department, people.supervisor_id, people.last_day)"
-    "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"
-    "    excluded.department, excluded.supervisor_id, excluded.last_day)"
-    "    THEN now() ELSE people.updated_at END";
+    PEOPLE_UPSERT;
 
 #define REMEMBER_BATCH 2000
 
@@ -252,18 +256,7 @@ int rd_identity_remember(struct rd_sync *s, const struct rd_personio_employee *e
                      "INSERT INTO people (connection_id, personio_id, email, first_name, last_name,"
                      " status, team, department, supervisor_id, hire_date, last_day)"
                      " VALUES ($1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9::bigint,"
-                     "  $10::date, $11::date)"
-                     " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"
-                     "  email = excluded.email, first_name = excluded.first_name,"
-                     "  last_name = excluded.last_name, status = excluded.status,"
-                     "  team = excluded.team, department = excluded.department,"
-                     "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"
-                     "  last_day = excluded.last_day, seen_at = now(),"
-                     "  updated_at = CASE WHEN (people.email, people.status, people.team,"
-                     "    people.department, people.supervisor_id, people.last_day)"
-                     "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"
-                     "    excluded.department, excluded.supervisor_id, excluded.last_day)"
-                     "    THEN now() ELSE people.updated_at END",
+                     "  $10::date, $11::date)" PEOPLE_UPSERT,
                      11, params, err, errlen);
 }
 

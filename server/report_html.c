@@ -13,6 +13,8 @@
 
 #include <json-c/json.h>
 
+#include "report_internal.h"
+
 #define TABLE_ROWS 1000 /* rows per table; the CSV has all */
 
 /* Finding kinds grouped as the page and the chart show them. */
@@ -30,20 +32,6 @@ static const struct group {
      {"absence_created", "absence_removed", "attendance_pushed", "attendance_removed", NULL}},
 };
 #define NGROUPS (sizeof(groups) / sizeof(groups[0]))
-
-static const char *str(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
-
-static int64_t num(struct json_object *o, const char *k, int64_t def)
-{
-    struct json_object *v = NULL;
-    return json_object_object_get_ex(o, k, &v) && v ? json_object_get_int64(v) : def;
-}
 
 /* Appends s with &, <, >, " and ' escaped (NULL as an empty string). */
 static void esc(struct rd_buf *out, const char *s)

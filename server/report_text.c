@@ -13,28 +13,10 @@
 
 #include <json-c/json.h>
 
+#include "report_internal.h"
+
 #define WIDTH 96          /* text lines are wrapped here */
 #define SECTION_ROWS 25   /* rows per section in the text; the CSV has all */
-
-static const char *str(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
-
-static int64_t num(struct json_object *o, const char *k, int64_t def)
-{
-    struct json_object *v = NULL;
-    return json_object_object_get_ex(o, k, &v) && v ? json_object_get_int64(v) : def;
-}
-
-static bool flag(struct json_object *o, const char *k)
-{
-    struct json_object *v = NULL;
-    return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
-}
 
 /* Appends text wrapped at WIDTH: the first line after first, the others after indent spaces. */
 static void wrap(struct rd_buf *out, const char *first, int indent, const char *text)
