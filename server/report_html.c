@@ -191,7 +191,7 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
         n = RD_REPORT_HISTORY;
     rd_buf_printf(out, "<h2>Finding counts, last %zu run%s</h2>\n<div class=\"chart\">\n", n,
                   n == 1 ? "" : "s");
-    const int W = 1040, H = 340, L = 56, R = 16, T = 52, B = 70;
+    const int W = 1040, H = 350, L = 56, R = 16, T = 62, B = 70;
     int64_t max = 0;
     for (size_t i = 0; i < n; i++) {
         struct json_object *c = json_object_object_get(json_object_array_get_idx(history, i), "counts");
@@ -205,12 +205,11 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
     rd_buf_printf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%%\" viewBox=\"0 0 %d %d\""
                        " role=\"img\" aria-label=\"finding counts per run\" font-family=\"sans-serif\""
                        " font-size=\"12\">\n", W, H);
-    int lx = L;
-    for (size_t g = 0; g < NGROUPS; g++) { /* legend: ~6.5 px a character at 12 px */
-        rd_buf_printf(out, "<rect x=\"%d\" y=\"8\" width=\"12\" height=\"12\" fill=\"%s\"/>"
-                           "<text x=\"%d\" y=\"18\">%s</text>\n",
-                      lx, groups[g].color, lx + 16, groups[g].title);
-        lx += 16 + 13 * (int)strlen(groups[g].title) / 2 + 14;
+    for (size_t g = 0; g < NGROUPS; g++) { /* legend: two rows of three */
+        int lx = L + (int)(g % 3) * 300, ly = 8 + (int)(g / 3) * 18;
+        rd_buf_printf(out, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+                           "<text x=\"%d\" y=\"%d\">%s</text>\n",
+                      lx, ly, groups[g].color, lx + 16, ly + 10, groups[g].title);
     }
     int ph = H - T - B;
     for (int k = 0; k <= 4; k++) { /* y axis */

@@ -140,7 +140,10 @@ static void section(struct rd_buf *out, struct json_object *report, const char *
     rd_buf_printf(out, "\n%s (%zu)\n", heading, n);
     if (intro)
         wrap(out, "  ", 2, intro);
-    for (size_t i = 0; i < json_object_array_length(findings) && shown < SECTION_ROWS; i++) {
+    /* Routine links need fewer examples than what a person has to read. */
+    size_t max = kind_in("linked", kinds) || kind_in("linked_moco", kinds) ? SECTION_ROWS / 2
+                                                                           : SECTION_ROWS;
+    for (size_t i = 0; i < json_object_array_length(findings) && shown < max; i++) {
         struct json_object *f = json_object_array_get_idx(findings, i);
         const char *kind = shown_kind(f);
         if (!kind_in(kind, kinds))
