@@ -834,11 +834,20 @@ void rd_sync_scim_user_updated(struct rd_sync *s, const struct rd_scim_user *u)
     if (c->scim_index_stale)
         scim_index(c);
     if (rd_hmap_get(c->scim_by_id, u->id, strlen(u->id), &i)) {
+        struct rd_scim_user *old = &c->scim.items[i];
+        /* Only a new userName, e-mail or externalId moves the user in the index. */
+        bool same = old->nemails == u->nemails && !!old->user_name == !!u->user_name &&
+                    (!u->user_name || strcmp(old->user_name, u->user_name) == 0) &&
+                    !!old->external_id == !!u->external_id &&
+                    (!u->external_id || strcmp(old->external_id, u->external_id) == 0);
+        for (size_t k = 0; same && k < u->nemails; k++)
+            same = strcmp(old->emails[k], u->emails[k]) == 0;
         struct rd_scim_user copy;
         rd_scim_user_copy(&copy, u);
-        rd_scim_user_clear(&c->scim.items[i]);
-        c->scim.items[i] = copy;
-        c->scim_index_stale = true; /* its e-mails may have changed */
+        rd_scim_user_clear(old);
+        *old = copy;
+        if (!same)
+            c->scim_index_stale = true;
     }
 }
 
