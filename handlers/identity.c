@@ -41,6 +41,9 @@ struct links {
     size_t n, cap;
     size_t nscim;              /* rows with a platform link */
     bool remembered;           /* rd_identity_remember_all wrote every mirror row */
+    bool batch;                /* pins are written in batches (rd_identity_batch_pins) */
+    struct json_object *pending[2]; /* [platform, MOCO]: [{"p": id, "v": value}] unwritten */
+    size_t npending;
 };
 
 static void links_free(void *data)
@@ -51,6 +54,8 @@ static void links_free(void *data)
     for (size_t i = 0; i < l->n; i++)
         free(l->rows[i].scim_id);
     free(l->rows);
+    json_object_put(l->pending[0]);
+    json_object_put(l->pending[1]);
     rd_hmap_free(l->by_person);
     rd_hmap_free(l->by_scim);
     rd_hmap_free(l->by_moco);
@@ -132,6 +137,44 @@ int rd_identity_preload(struct rd_sync *s, char *err, size_t errlen)
     s->links.data = l;
     s->links.free = links_free;
     return 0;
+}
+
+void rd_identity_batch_pins(struct rd_sync *s, bool on)
+{
+    struct links *l = links_of(s);
+    if (l)
+        l->batch = on;
+}
+
+int rd_identity_flush_pins(struct rd_sync *s, char *err, size_t errlen)
+{
+    struct links *l = links_of(s);
+    if (!l || l->npending == 0)
+        return 0;
+    static const char *const sql[2] = {
+        "UPDATE people p SET scim_id = v.v, scim_linked_at = CASE WHEN v.v IS NULL THEN NULL"
+        " ELSE now() END, updated_at = now() FROM jsonb_to_recordset($2::jsonb) AS v(p bigint,"
+        " v text) WHERE p.connection_id = $1::bigint AND p.personio_id = v.p",
+        "UPDATE people p SET moco_user_id = v.v, moco_linked_at = CASE WHEN v.v IS NULL THEN NULL"
+        " ELSE now() END, updated_at = now() FROM jsonb_to_recordset($2::jsonb) AS v(p bigint,"
+        " v bigint) WHERE p.connection_id = $1::bigint AND p.personio_id = v.p"};
+    char cid[24];
+    id_text(cid, sizeof(cid), s->connection_id);
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (!l->pending[k])
+            continue;
+        const char *params[2] = {cid, json_object_to_json_string_ext(l->pending[k],
+                                                                     JSON_C_TO_STRING_PLAIN)};
+        /* A lost pin is harmless (the next run links by e-mail again): no WAL flush wait. */
+        PQclear(PQexec(s->db, "BEGIN; SET LOCAL synchronous_commit TO off"));
+        rc = rd_db_run(s->db, sql[k], 2, params, err, errlen);
+        PQclear(PQexec(s->db, rc == 0 ? "COMMIT" : "ROLLBACK"));
+        json_object_put(l->pending[k]);
+        l->pending[k] = NULL;
+    }
+    l->npending = 0;
+    return rc;
 }
 
 size_t rd_identity_linked_count(const struct rd_sync *s)
@@ -301,6 +344,40 @@ int64_t rd_identity_pinned_moco(struct rd_sync *s, int64_t personio_id)
 }
 
 /*
+ * Pins with a run's preload: the copy is authoritative for the run, so a clash with
+ * someone else's link is seen there, and the rows are written in batches of 500
+ * (rd_identity_flush_pins) instead of one statement each (20,000 on a first night).
+ */
+#define PIN_BATCH 500
+
+static int pin_batched(struct rd_sync *s, struct links *l, int64_t personio_id, bool scim,
+                       const char *value, bool *taken, struct rd_http_error *err)
+{
+    uintptr_t owner = 0;
+    bool hit = value && (scim ? rd_hmap_get(l->by_scim, value, strlen(value), &owner)
+                              : rd_hmap_get_i64(l->by_moco, strtoll(value, NULL, 10), &owner));
+    if (hit && (int64_t)owner != personio_id) {
+        *taken = true;
+        return 0;
+    }
+    links_pin(l, personio_id, scim, value);
+    struct json_object *row = json_object_new_object();
+    json_object_object_add(row, "p", json_object_new_int64(personio_id));
+    json_object_object_add(row, "v", value ? json_object_new_string(value) : NULL);
+    if (!l->pending[scim ? 0 : 1])
+        l->pending[scim ? 0 : 1] = json_object_new_array();
+    json_object_array_add(l->pending[scim ? 0 : 1], row);
+    if (++l->npending < PIN_BATCH)
+        return 0;
+    char dberr[256];
+    if (rd_identity_flush_pins(s, dberr, sizeof(dberr)) != 0) {
+        rd_http_error_set(err, false, 0, "cannot record links: %s", dberr);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Pins (or with value NULL unpins) column "scim" or "moco" of the person's row. The
  * unique indexes refuse an account already pinned to someone else: *taken is set.
  */
@@ -314,6 +391,8 @@ static int pin(struct rd_sync *s, int64_t personio_id, bool scim, const char *va
             links_pin(l, personio_id, scim, value);
         return 0;
     }
+    if (l && l->batch)
+        return pin_batched(s, l, personio_id, scim, value, taken, err);
     char cid[24], pid[24], dberr[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);

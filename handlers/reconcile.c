@@ -254,7 +254,14 @@ static int passes(struct run *r)
         snprintf(r->error, sizeof(r->error), "updating the people mirror: %s", dberr);
         return -1;
     }
-    if (converge_all(r) != 0)
+    rd_identity_batch_pins(s, true);
+    int rc = converge_all(r);
+    rd_identity_batch_pins(s, false);
+    if (rd_identity_flush_pins(s, dberr, sizeof(dberr)) != 0 && rc == 0) {
+        snprintf(r->error, sizeof(r->error), "recording the links: %s", dberr);
+        rc = -1;
+    }
+    if (rc != 0)
         return -1;
     report_platform_only(r);
     r->stats.apply_seconds = rd_http_now() - t1;

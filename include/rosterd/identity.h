@@ -98,6 +98,18 @@ int rd_identity_preload(struct rd_sync *s, char *err, size_t errlen)
 int rd_identity_remember_all(struct rd_sync *s, const struct rd_personio_employee_list *list,
                              char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * With on, links made from now on are recorded in the preload at once and written to
+ * the people table in batches of 500; rd_identity_flush_pins writes the rest (call it
+ * before the context is closed: unwritten links are lost, harmlessly: the next run
+ * links the same accounts by e-mail again). A clash is judged from the preload: the
+ * run holds every link of the connection, and a link another process made meanwhile
+ * makes the batch fail (a unique index) rather than steal an account.
+ */
+void rd_identity_batch_pins(struct rd_sync *s, bool on);
+int rd_identity_flush_pins(struct rd_sync *s, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* People with a platform link in the preload (planned links of a dry run included). */
 size_t rd_identity_linked_count(const struct rd_sync *s);
 
