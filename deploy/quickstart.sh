@@ -253,9 +253,17 @@ ctl hires list --connection acme | sed 's/^/    /'
 note "Tim Lange's last working day is a deactivation at local midnight after it (UTC and local):"
 ctl deactivations upcoming --connection acme | sed 's/^/    /'
 note "invite Tom: $bin/rosterctl -c $state/rosterd.conf hires invite tom.maier@acme.example --connection acme"
+# ---- reconciliation (issue 11) ---------------------------------------------------------
+say "Running tonight's reconciliation now (rosterctl reconcile run)"
+note "Every night at policy.reconcile_at rosterd reads everything and converges everyone; run it now:"
+ctl reconcile run --connection acme | sed 's/^/    /' || true
+ctl report show latest --connection acme --format html -o "$state/report.html" &&
+  note "the same report as one HTML page with a chart: .rosterd/report.html"
+note "a dry run plans without changing anything: rosterctl reconcile run --connection acme --dry-run"
 
 say "Where to look"
 note "rosterctl:   $bin/rosterctl -c $state/rosterd.conf events list | events show ID | connection show acme"
+note "reports:     $bin/rosterctl -c $state/rosterd.conf report show latest --connection acme [--format html -o FILE]"
 note "metrics:     curl http://127.0.0.1:$admin/metrics"
 note "sandbox:     curl $sandbox/_control/requests   (every call rosterd made upstream)"
 note "logs:        .rosterd/rosterd.log (JSON lines), .rosterd/sandbox.log"

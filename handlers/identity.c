@@ -15,12 +15,265 @@
 
 #include "rosterd/db.h"
 #include "rosterd/handler.h"
+#include "rosterd/hmap.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 
 static void id_text(char *buf, size_t n, int64_t v)
 {
     snprintf(buf, n, "%lld", (long long)v);
+}
+
+/*
+ * A run's copy of the people table's links (rd_identity_preload), so that linking
+ * 10,000 people asks Postgres nothing per person. Pins made during the run update
+ * it too (in a dry run only it: the planned link), so later steps see them.
+ */
+struct links {
+    struct rd_hmap *by_person; /* personio id -> index into rows */
+    struct rd_hmap *by_scim;   /* SCIM id -> personio id */
+    struct rd_hmap *by_moco;   /* MOCO user id -> personio id */
+    struct link_row {
+        int64_t personio_id;
+        char *scim_id;
+        int64_t moco_user_id;
+    } *rows;
+    size_t n, cap;
+    size_t nscim;              /* rows with a platform link */
+    bool remembered;           /* rd_identity_remember_all wrote every mirror row */
+    bool batch;                /* pins are written in batches (rd_identity_batch_pins) */
+    struct json_object *pending[2]; /* [platform, MOCO]: [{"p": id, "v": value}] unwritten */
+    size_t npending;
+};
+
+static void links_free(void *data)
+{
+    struct links *l = data;
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        free(l->rows[i].scim_id);
+    free(l->rows);
+    json_object_put(l->pending[0]);
+    json_object_put(l->pending[1]);
+    rd_hmap_free(l->by_person);
+    rd_hmap_free(l->by_scim);
+    rd_hmap_free(l->by_moco);
+    free(l);
+}
+
+static struct links *links_of(const struct rd_sync *s)
+{
+    return s->links.data;
+}
+
+static struct link_row *links_row(struct links *l, int64_t personio_id, bool create)
+{
+    uintptr_t i;
+    if (rd_hmap_get_i64(l->by_person, personio_id, &i))
+        return &l->rows[i];
+    if (!create)
+        return NULL;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->rows = rd_realloc(l->rows, l->cap * sizeof(*l->rows));
+    }
+    l->rows[l->n] = (struct link_row){.personio_id = personio_id};
+    rd_hmap_put_i64(l->by_person, personio_id, l->n);
+    return &l->rows[l->n++];
+}
+
+/* Records a pin (value NULL: unpin) of a person's platform or MOCO account in the copy. */
+static void links_pin(struct links *l, int64_t personio_id, bool scim, const char *value)
+{
+    struct link_row *r = links_row(l, personio_id, true);
+    if (scim) {
+        if (r->scim_id) {
+            rd_hmap_del(l->by_scim, r->scim_id, strlen(r->scim_id));
+            free(r->scim_id);
+            r->scim_id = NULL;
+            l->nscim--;
+        }
+        if (value) {
+            r->scim_id = rd_strdup(value);
+            rd_hmap_put(l->by_scim, value, strlen(value), (uintptr_t)personio_id);
+            l->nscim++;
+        }
+    } else {
+        if (r->moco_user_id)
+            rd_hmap_del_i64(l->by_moco, r->moco_user_id);
+        r->moco_user_id = value ? strtoll(value, NULL, 10) : 0;
+        if (r->moco_user_id)
+            rd_hmap_put_i64(l->by_moco, r->moco_user_id, (uintptr_t)personio_id);
+    }
+}
+
+int rd_identity_preload(struct rd_sync *s, char *err, size_t errlen)
+{
+    char cid[24];
+    id_text(cid, sizeof(cid), s->connection_id);
+    const char *params[1] = {cid};
+    PGresult *res = rd_db_exec(s->db,
+                               "SELECT personio_id, scim_id, moco_user_id FROM people"
+                               " WHERE connection_id = $1::bigint ORDER BY personio_id",
+                               1, params, err, errlen);
+    if (!res)
+        return -1;
+    struct links *l = rd_calloc(1, sizeof(*l));
+    l->by_person = rd_hmap_new();
+    l->by_scim = rd_hmap_new();
+    l->by_moco = rd_hmap_new();
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t pid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        links_row(l, pid, true);
+        if (!PQgetisnull(res, i, 1))
+            links_pin(l, pid, true, PQgetvalue(res, i, 1));
+        if (!PQgetisnull(res, i, 2))
+            links_pin(l, pid, false, PQgetvalue(res, i, 2));
+    }
+    PQclear(res);
+    if (s->links.data && s->links.free)
+        s->links.free(s->links.data);
+    s->links.data = l;
+    s->links.free = links_free;
+    return 0;
+}
+
+void rd_identity_batch_pins(struct rd_sync *s, bool on)
+{
+    struct links *l = links_of(s);
+    if (l)
+        l->batch = on;
+}
+
+int rd_identity_flush_pins(struct rd_sync *s, char *err, size_t errlen)
+{
+    struct links *l = links_of(s);
+    if (!l || l->npending == 0)
+        return 0;
+    static const char *const sql[2] = {
+        "UPDATE people p SET scim_id = v.v, scim_linked_at = CASE WHEN v.v IS NULL THEN NULL"
+        " ELSE now() END, updated_at = now() FROM jsonb_to_recordset($2::jsonb) AS v(p bigint,"
+        " v text) WHERE p.connection_id = $1::bigint AND p.personio_id = v.p",
+        "UPDATE people p SET moco_user_id = v.v, moco_linked_at = CASE WHEN v.v IS NULL THEN NULL"
+        " ELSE now() END, updated_at = now() FROM jsonb_to_recordset($2::jsonb) AS v(p bigint,"
+        " v bigint) WHERE p.connection_id = $1::bigint AND p.personio_id = v.p"};
+    char cid[24];
+    id_text(cid, sizeof(cid), s->connection_id);
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (!l->pending[k])
+            continue;
+        const char *params[2] = {cid, json_object_to_json_string_ext(l->pending[k],
+                                                                     JSON_C_TO_STRING_PLAIN)};
+        /* A lost pin is harmless (the next run links by e-mail again): no WAL flush wait. */
+        PQclear(PQexec(s->db, "BEGIN; SET LOCAL synchronous_commit TO off"));
+        rc = rd_db_run(s->db, sql[k], 2, params, err, errlen);
+        PQclear(PQexec(s->db, rc == 0 ? "COMMIT" : "ROLLBACK"));
+        json_object_put(l->pending[k]);
+        l->pending[k] = NULL;
+    }
+    l->npending = 0;
+    return rc;
+}
+
+size_t rd_identity_linked_count(const struct rd_sync *s)
+{
+    const struct links *l = links_of(s);
+    return l ? l->nscim : 0;
+}
+
+int64_t rd_identity_scim_owner(const struct rd_sync *s, const char *scim_id)
+{
+    const struct links *l = links_of(s);
+    uintptr_t v = 0;
+    return l && scim_id && rd_hmap_get(l->by_scim, scim_id, strlen(scim_id), &v) ? (int64_t)v : 0;
+}
+
+size_t rd_identity_known_people(const struct rd_sync *s, int64_t *ids, size_t max)
+{
+    const struct links *l = links_of(s);
+    size_t n = l ? l->n : 0;
+    for (size_t i = 0; ids && i < n && i < max; i++)
+        ids[i] = l->rows[i].personio_id;
+    return n;
+}
+
+/* Appends e as one element of the mirror's bulk upsert. */
+static void remember_row(struct json_object *rows, const struct rd_personio_employee *e)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "personio_id", json_object_new_int64(e->id));
+    json_object_object_add(o, "email", json_object_new_string(e->email ? e->email : ""));
+    const char *keys[] = {"first_name", "last_name", "status", "team", "department", "hire_date",
+                          "last_day"};
+    const char *vals[] = {e->first_name, e->last_name, e->status, e->team, e->department,
+                          e->hire_date, rd_identity_last_day(e)};
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        json_object_object_add(o, keys[k], vals[k] ? json_object_new_string(vals[k]) : NULL);
+    json_object_object_add(o, "supervisor_id",
+                           e->supervisor_id ? json_object_new_int64(e->supervisor_id) : NULL);
+    json_object_array_add(rows, o);
+}
+
+/* What an upsert of the mirror changes on a known person (rd_identity_remember too). */
+#define PEOPLE_UPSERT                                                                              \
+    " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"                                     \
+    "  email = excluded.email, first_name = excluded.first_name,"                                 \
+    "  last_name = excluded.last_name, status = excluded.status,"                                 \
+    "  team = excluded.team, department = excluded.department,"                                   \
+    "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"                   \
+    "  last_day = excluded.last_day, seen_at = now(),"                                            \
+    "  updated_at = CASE WHEN (people.email, people.status, people.team,"                         \
+    "    people.department, people.supervisor_id, people.last_day)"                               \
+    "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"                       \
+    "    excluded.department, excluded.supervisor_id, excluded.last_day)"                         \
+    "    THEN now() ELSE people.updated_at END"
+
+/* The same upsert as rd_identity_remember, for a JSON array of rows. */
+static const char REMEMBER_ALL_SQL[] =
+    "INSERT INTO people (connection_id, personio_id, email, first_name, last_name,"
+    " status, team, department, supervisor_id, hire_date, last_day)"
+    " SELECT $1::bigint, r.personio_id, r.email, r.first_name, r.last_name, r.status, r.team,"
+    "  r.department, r.supervisor_id, r.hire_date, r.last_day"
+    " FROM jsonb_to_recordset($2::jsonb) AS r(personio_id bigint, email text, first_name text,"
+    "  last_name text, status text, team text, department text, supervisor_id bigint,"
+    "  hire_date date, last_day date)"
+    PEOPLE_UPSERT;
+
+#define REMEMBER_BATCH 2000
+
+int rd_identity_remember_all(struct rd_sync *s, const struct rd_personio_employee_list *list,
+                             char *err, size_t errlen)
+{
+    if (s->dry_run)
+        return 0;
+    char cid[24];
+    id_text(cid, sizeof(cid), s->connection_id);
+    /* One row per id (a list that shifted between pages may repeat one; the last wins). */
+    struct rd_hmap *last = rd_hmap_new();
+    for (size_t i = 0; i < list->count; i++)
+        rd_hmap_put_i64(last, list->items[i].id, i);
+    int rc = 0;
+    for (size_t start = 0; rc == 0 && start < list->count; start += REMEMBER_BATCH) {
+        struct json_object *rows = json_object_new_array();
+        for (size_t i = start; i < list->count && i < start + REMEMBER_BATCH; i++) {
+            uintptr_t at;
+            if (rd_hmap_get_i64(last, list->items[i].id, &at) && at == i)
+                remember_row(rows, &list->items[i]);
+        }
+        const char *params[2] = {cid, json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN)};
+        rc = rd_db_run(s->db, REMEMBER_ALL_SQL, 2, params, err, errlen);
+        json_object_put(rows);
+    }
+    rd_hmap_free(last);
+    struct links *l = links_of(s);
+    if (rc == 0 && l) {
+        for (size_t i = 0; i < list->count; i++)
+            links_row(l, list->items[i].id, true);
+        l->remembered = true;
+    }
+    return rc;
 }
 
 const char *rd_identity_last_day(const struct rd_personio_employee *e)
@@ -31,8 +284,9 @@ const char *rd_identity_last_day(const struct rd_personio_employee *e)
 int rd_identity_remember(struct rd_sync *s, const struct rd_personio_employee *e, char *err,
                          size_t errlen)
 {
-    if (s->dry_run)
-        return 0;
+    const struct links *l = links_of(s);
+    if (s->dry_run || (l && l->remembered))
+        return 0; /* a run wrote everyone's row in one statement before converging */
     char cid[24], pid[24], sup[24];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), e->id);
@@ -45,23 +299,17 @@ int rd_identity_remember(struct rd_sync *s, const struct rd_personio_employee *e
                      "INSERT INTO people (connection_id, personio_id, email, first_name, last_name,"
                      " status, team, department, supervisor_id, hire_date, last_day)"
                      " VALUES ($1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9::bigint,"
-                     "  $10::date, $11::date)"
-                     " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"
-                     "  email = excluded.email, first_name = excluded.first_name,"
-                     "  last_name = excluded.last_name, status = excluded.status,"
-                     "  team = excluded.team, department = excluded.department,"
-                     "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"
-                     "  last_day = excluded.last_day, seen_at = now(),"
-                     "  updated_at = CASE WHEN (people.email, people.status, people.team,"
-                     "    people.department, people.supervisor_id, people.last_day)"
-                     "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"
-                     "    excluded.department, excluded.supervisor_id, excluded.last_day)"
-                     "    THEN now() ELSE people.updated_at END",
+                     "  $10::date, $11::date)" PEOPLE_UPSERT,
                      11, params, err, errlen);
 }
 
 char *rd_identity_pinned_scim(struct rd_sync *s, int64_t personio_id)
 {
+    struct links *l = links_of(s);
+    if (l) {
+        const struct link_row *r = links_row(l, personio_id, false);
+        return r && r->scim_id ? rd_strdup(r->scim_id) : NULL;
+    }
     char cid[24], pid[24], err[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
@@ -77,6 +325,11 @@ char *rd_identity_pinned_scim(struct rd_sync *s, int64_t personio_id)
 
 int64_t rd_identity_pinned_moco(struct rd_sync *s, int64_t personio_id)
 {
+    struct links *l = links_of(s);
+    if (l) {
+        const struct link_row *r = links_row(l, personio_id, false);
+        return r ? r->moco_user_id : 0;
+    }
     char cid[24], pid[24], err[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
@@ -91,6 +344,40 @@ int64_t rd_identity_pinned_moco(struct rd_sync *s, int64_t personio_id)
 }
 
 /*
+ * Pins with a run's preload: the copy is authoritative for the run, so a clash with
+ * someone else's link is seen there, and the rows are written in batches of 500
+ * (rd_identity_flush_pins) instead of one statement each (20,000 on a first night).
+ */
+#define PIN_BATCH 500
+
+static int pin_batched(struct rd_sync *s, struct links *l, int64_t personio_id, bool scim,
+                       const char *value, bool *taken, struct rd_http_error *err)
+{
+    uintptr_t owner = 0;
+    bool hit = value && (scim ? rd_hmap_get(l->by_scim, value, strlen(value), &owner)
+                              : rd_hmap_get_i64(l->by_moco, strtoll(value, NULL, 10), &owner));
+    if (hit && (int64_t)owner != personio_id) {
+        *taken = true;
+        return 0;
+    }
+    links_pin(l, personio_id, scim, value);
+    struct json_object *row = json_object_new_object();
+    json_object_object_add(row, "p", json_object_new_int64(personio_id));
+    json_object_object_add(row, "v", value ? json_object_new_string(value) : NULL);
+    if (!l->pending[scim ? 0 : 1])
+        l->pending[scim ? 0 : 1] = json_object_new_array();
+    json_object_array_add(l->pending[scim ? 0 : 1], row);
+    if (++l->npending < PIN_BATCH)
+        return 0;
+    char dberr[256];
+    if (rd_identity_flush_pins(s, dberr, sizeof(dberr)) != 0) {
+        rd_http_error_set(err, false, 0, "cannot record links: %s", dberr);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Pins (or with value NULL unpins) column "scim" or "moco" of the person's row. The
  * unique indexes refuse an account already pinned to someone else: *taken is set.
  */
@@ -98,12 +385,26 @@ static int pin(struct rd_sync *s, int64_t personio_id, bool scim, const char *va
                struct rd_http_error *err)
 {
     *taken = false;
-    if (s->dry_run)
+    struct links *l = links_of(s);
+    if (s->dry_run) {
+        if (l) /* the planned link: later steps of the dry run see what the real one would */
+            links_pin(l, personio_id, scim, value);
         return 0;
+    }
+    if (l && l->batch)
+        return pin_batched(s, l, personio_id, scim, value, taken, err);
     char cid[24], pid[24], dberr[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
     const char *params[3] = {cid, pid, value};
+    /*
+     * A run pins thousands of people on its first night; waiting for a WAL flush for
+     * each would cost ~2 ms a pin. A pin lost in a crash is harmless (the next run links
+     * the same account by e-mail again), so a run's pins commit without waiting.
+     */
+    bool quick = l && PQtransactionStatus(s->db) == PQTRANS_IDLE;
+    if (quick)
+        PQclear(PQexec(s->db, "BEGIN; SET LOCAL synchronous_commit TO off"));
     PGresult *res = PQexecParams(
         s->db,
         scim ? "UPDATE people SET scim_id = $3::text, scim_linked_at = CASE WHEN $3::text IS NULL THEN NULL"
@@ -123,14 +424,26 @@ static int pin(struct rd_sync *s, int64_t personio_id, bool scim, const char *va
             rd_http_error_set(err, false, 0, "cannot record the link of person %s: %s", pid, dberr);
             rc = -1;
         }
+    } else if (l) {
+        links_pin(l, personio_id, scim, value);
     }
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
+    if (quick)
+        PQclear(PQexec(s->db, ok ? "COMMIT" : "ROLLBACK"));
     return rc;
 }
 
 /* The Personio id of whoever pinned this account, 0 when nobody (or only personio_id). */
 static int64_t pinned_by_other(struct rd_sync *s, bool scim, const char *value, int64_t personio_id)
 {
+    const struct links *l = links_of(s);
+    if (l) {
+        uintptr_t owner = 0;
+        bool hit = scim ? rd_hmap_get(l->by_scim, value, strlen(value), &owner)
+                        : rd_hmap_get_i64(l->by_moco, strtoll(value, NULL, 10), &owner);
+        return hit && (int64_t)owner != personio_id ? (int64_t)owner : 0;
+    }
     char cid[24], pid[24], err[256];
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
@@ -287,31 +600,6 @@ int rd_identity_platform(struct rd_sync *s, const struct rd_personio_employee *e
     return link_platform_fresh(s, e, out, state, err);
 }
 
-/* MOCO users with e's e-mail: from the full list when cached, else GET /users?email=. */
-static int moco_candidates(struct rd_sync *s, const char *email, struct rd_moco_user_list *out,
-                           struct rd_http_error *err)
-{
-    memset(out, 0, sizeof(*out));
-    const struct rd_moco_user_list *all = NULL;
-    if (rd_sync_have_moco_users(s)) {
-        if (rd_sync_moco_users(s, &all, err) != 0)
-            return -1;
-        out->items = rd_calloc(all->count + 1, sizeof(*out->items));
-        for (size_t i = 0; i < all->count; i++) {
-            const struct rd_moco_user *u = &all->items[i];
-            if (u->email && strcasecmp(u->email, email) == 0) {
-                struct rd_moco_user *c = &out->items[out->count++];
-                *c = *u;
-                c->email = rd_strdup(u->email);
-                c->firstname = u->firstname ? rd_strdup(u->firstname) : NULL;
-                c->lastname = u->lastname ? rd_strdup(u->lastname) : NULL;
-            }
-        }
-        return 0;
-    }
-    struct rd_moco *m = rd_sync_moco(s, err);
-    return m ? rd_moco_find_users(m, email, s->deadline, out, err) : -1;
-}
 
 int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e,
                      int64_t *moco_user_id, enum rd_link_state *state, struct rd_http_error *err)
@@ -321,7 +609,7 @@ int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e,
     if (*moco_user_id || !e->email || !*e->email)
         return 0;
     struct rd_moco_user_list cands;
-    if (moco_candidates(s, e->email, &cands, err) != 0)
+    if (rd_sync_moco_candidates(s, e->email, &cands, err) != 0)
         return -1;
     int rc = 0;
     char mid[24];

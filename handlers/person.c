@@ -52,8 +52,10 @@ int rd_person_converge(struct rd_sync *s, const struct rd_personio_employee *e,
     struct rd_scim_user user;
     enum rd_link_state link = RD_LINK_NONE;
     memset(&user, 0, sizeof(user));
-    if (rd_sync_has(s, "platform") && rd_identity_platform(s, e, &user, &link, err) != 0)
+    if (rd_sync_has(s, "platform") && rd_identity_platform(s, e, &user, &link, err) != 0) {
+        rd_scim_user_clear(&user); /* a failed e-mail follow still hands back the account */
         return -1;
+    }
     int rc = 0;
     if (rd_sync_has(s, "moco")) {
         int64_t moco_id = 0;

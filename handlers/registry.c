@@ -13,6 +13,7 @@ static const struct rd_capability *const capabilities[] = {
     &rd_cap_deactivation,
     &rd_cap_attendance,
     &rd_cap_absence,
+    &rd_cap_reconcile,
 };
 
 const struct rd_capability *const *rd_handler_capabilities(size_t *n)

@@ -17,6 +17,7 @@
 #include "rosterd/connection.h"
 #include "rosterd/db.h"
 #include "rosterd/handler.h"
+#include "rosterd/hmap.h"
 #include "rosterd/jsonx.h"
 #include "rosterd/log.h"
 #include "rosterd/mailer.h"
@@ -40,9 +41,35 @@ struct time_off_slot {
     struct rd_personio_time_off_list list;
 };
 
+/*
+ * A key's postings: items of a list sharing one key (an e-mail may be the userName
+ * of one platform user and an address of another). Map value = head + 1.
+ */
+struct postings {
+    struct posting {
+        size_t item;
+        size_t next; /* index + 1 of the next posting of the same key, 0: none */
+    } *p;
+    size_t n, cap;
+};
+
 struct rd_sync_cache {
-    struct time_off_slot **toffs; /* slots never move: their lists are handed out */
-    size_t ntoffs;
+    struct time_off_slot **toffs; /* each slot its own allocation: lists handed out stay put */
+    size_t ntoffs, cap_toffs;
+    struct rd_hmap *toff_slots;   /* "emp:from:to" -> slot index */
+    struct rd_hmap *toff_by_emp;  /* per wide slot: employee id -> postings head; see toff_wide */
+    size_t toff_wide;             /* slot the per-employee index covers, SIZE_MAX: none */
+    size_t toff_everyone[8];      /* slots holding everyone's time-offs (employee_id 0) */
+    size_t ntoff_everyone;
+    struct postings toff_post;
+    struct rd_hmap *emp_by_id;    /* all_emps: Personio id -> index */
+    struct rd_hmap *scim_by_id;   /* scim: SCIM id -> index */
+    struct rd_hmap *scim_by_mail; /* scim: lower(userName or e-mail) -> postings head */
+    struct rd_hmap *scim_by_ext;  /* scim: externalId -> postings head */
+    struct postings scim_post;
+    bool scim_index_stale;        /* an update changed a cached user: rebuild before use */
+    struct rd_hmap *moco_by_mail; /* moco: lower(email) -> postings head */
+    struct postings moco_post;
     struct emp_slot **emps; /* read one by one; slots never move (pointers are handed out) */
     size_t nemps;
     bool have_all_emps;
@@ -94,6 +121,7 @@ static struct rd_sync *sync_new(PGconn *db, const struct rd_connection *conn,
     struct rd_http_opts ho = {.ca_file = s->opts.ca_file, .cancel = stopping};
     s->http = rd_http_client_new(&ho);
     s->cache = rd_calloc(1, sizeof(*s->cache));
+    s->cache->toff_wide = SIZE_MAX;
     return s;
 }
 
@@ -137,6 +165,12 @@ struct rd_sync *rd_sync_open_run(PGconn *db, const struct rd_connection *conn, i
     return s;
 }
 
+void rd_sync_set_dry_run(struct rd_sync *s, bool dry_run)
+{
+    s->dry_run = dry_run;
+    set_audit(s);
+}
+
 static void findings_free(struct rd_sync *s)
 {
     for (size_t i = 0; i < s->nfindings; i++) {
@@ -148,6 +182,11 @@ static void findings_free(struct rd_sync *s)
     free(s->findings);
     s->findings = NULL;
     s->nfindings = s->cap_findings = s->nflushed = 0;
+}
+
+void rd_sync_findings_clear(struct rd_sync *s)
+{
+    findings_free(s);
 }
 
 void rd_sync_cache_clear(struct rd_sync *s)
@@ -166,7 +205,18 @@ void rd_sync_cache_clear(struct rd_sync *s)
     rd_personio_employee_list_free(&c->all_emps);
     rd_scim_user_list_free(&c->scim);
     rd_moco_user_list_free(&c->moco);
+    rd_hmap_free(c->toff_slots);
+    rd_hmap_free(c->toff_by_emp);
+    rd_hmap_free(c->emp_by_id);
+    rd_hmap_free(c->scim_by_id);
+    rd_hmap_free(c->scim_by_mail);
+    rd_hmap_free(c->scim_by_ext);
+    rd_hmap_free(c->moco_by_mail);
+    free(c->toff_post.p);
+    free(c->scim_post.p);
+    free(c->moco_post.p);
     memset(c, 0, sizeof(*c));
+    c->toff_wide = SIZE_MAX;
 }
 
 void rd_sync_close(struct rd_sync *s)
@@ -181,6 +231,8 @@ void rd_sync_close(struct rd_sync *s)
     for (size_t i = 0; i < sizeof(s->ext) / sizeof(s->ext[0]); i++)
         if (s->ext[i].data && s->ext[i].free)
             s->ext[i].free(s->ext[i].data);
+    if (s->links.data && s->links.free)
+        s->links.free(s->links.data);
     findings_free(s);
     rd_personio_free(s->personio);
     rd_moco_free(s->moco);
@@ -363,7 +415,7 @@ void rd_sync_finding(struct rd_sync *s, const char *kind, const char *email, con
     rd_log_ctx_info(&lc, "%s %s: %s%s%s%s", k, email ? email : "-", f->detail,
                     f->action ? " -> " : "", f->action ? f->action : "",
                     f->result ? (s->dry_run ? " (dry run)" : "") : "");
-    if (s->nfindings - s->nflushed >= FLUSH_EVERY) {
+    if (!s->planning && s->nfindings - s->nflushed >= FLUSH_EVERY) {
         char err[256];
         if (rd_sync_flush(s, err, sizeof(err)) != 0)
             rd_log_warn("findings of %s not recorded yet: %s", s->reason, err);
@@ -377,7 +429,7 @@ static void add_str_or_null(struct json_object *o, const char *k, const char *v)
 
 int rd_sync_flush(struct rd_sync *s, char *err, size_t errlen)
 {
-    if (s->nflushed >= s->nfindings || !s->db)
+    if (s->planning || s->nflushed >= s->nfindings || !s->db)
         return 0;
     struct json_object *rows = json_object_new_array();
     for (size_t i = s->nflushed; i < s->nfindings; i++) {
@@ -536,6 +588,67 @@ int rd_sync_alert_once(struct rd_sync *s, const char *key, const char *subject, 
 
 /* ---- cached reads ---- */
 
+/* Adds item under key: the new posting goes in front of the key's chain. */
+static void post_add(struct rd_hmap *m, struct postings *pl, const void *key, size_t klen,
+                     bool fold_case, size_t item)
+{
+    uintptr_t head = 0;
+    bool had = fold_case ? rd_hmap_get_ci(m, key, &head) : rd_hmap_get(m, key, klen, &head);
+    if (pl->n == pl->cap) {
+        pl->cap = pl->cap ? 2 * pl->cap : 64;
+        pl->p = rd_realloc(pl->p, pl->cap * sizeof(*pl->p));
+    }
+    pl->p[pl->n] = (struct posting){.item = item, .next = had ? (size_t)head : 0};
+    pl->n++;
+    if (fold_case)
+        rd_hmap_put_ci(m, key, pl->n);
+    else
+        rd_hmap_put(m, key, klen, pl->n);
+}
+
+static void emp_index(struct rd_sync_cache *c)
+{
+    rd_hmap_free(c->emp_by_id);
+    c->emp_by_id = rd_hmap_new();
+    for (size_t i = 0; i < c->all_emps.count; i++)
+        rd_hmap_put_i64(c->emp_by_id, c->all_emps.items[i].id, i);
+}
+
+/* Indexes the cached platform users by id, by userName and e-mails, by externalId. */
+static void scim_index(struct rd_sync_cache *c)
+{
+    rd_hmap_free(c->scim_by_id);
+    rd_hmap_free(c->scim_by_mail);
+    rd_hmap_free(c->scim_by_ext);
+    c->scim_by_id = rd_hmap_new();
+    c->scim_by_mail = rd_hmap_new();
+    c->scim_by_ext = rd_hmap_new();
+    c->scim_post.n = 0;
+    for (size_t i = 0; i < c->scim.count; i++) {
+        const struct rd_scim_user *u = &c->scim.items[i];
+        if (u->id)
+            rd_hmap_put(c->scim_by_id, u->id, strlen(u->id), i);
+        if (u->user_name)
+            post_add(c->scim_by_mail, &c->scim_post, u->user_name, 0, true, i);
+        for (size_t k = 0; k < u->nemails; k++)
+            post_add(c->scim_by_mail, &c->scim_post, u->emails[k], 0, true, i);
+        if (u->external_id)
+            post_add(c->scim_by_ext, &c->scim_post, u->external_id, strlen(u->external_id), false,
+                     i);
+    }
+    c->scim_index_stale = false;
+}
+
+static void moco_index(struct rd_sync_cache *c)
+{
+    rd_hmap_free(c->moco_by_mail);
+    c->moco_by_mail = rd_hmap_new();
+    c->moco_post.n = 0;
+    for (size_t i = 0; i < c->moco.count; i++)
+        if (c->moco.items[i].email)
+            post_add(c->moco_by_mail, &c->moco_post, c->moco.items[i].email, 0, true, i);
+}
+
 int rd_sync_employee(struct rd_sync *s, int64_t id, const struct rd_personio_employee **out,
                      bool *gone, struct rd_http_error *err)
 {
@@ -543,12 +656,11 @@ int rd_sync_employee(struct rd_sync *s, int64_t id, const struct rd_personio_emp
     *out = NULL;
     *gone = false;
     if (c->have_all_emps) {
-        for (size_t i = 0; i < c->all_emps.count; i++)
-            if (c->all_emps.items[i].id == id) {
-                *out = &c->all_emps.items[i];
-                return 0;
-            }
-        *gone = true;
+        uintptr_t i;
+        if (rd_hmap_get_i64(c->emp_by_id, id, &i))
+            *out = &c->all_emps.items[i];
+        else
+            *gone = true;
         return 0;
     }
     for (size_t i = 0; i < c->nemps; i++)
@@ -587,6 +699,7 @@ int rd_sync_employees(struct rd_sync *s, const struct rd_personio_employee_list 
         if (!p || rd_personio_list_employees(p, NULL, s->deadline, &c->all_emps, err) != 0)
             return -1;
         c->have_all_emps = true;
+        emp_index(c);
     }
     *out = &c->all_emps;
     return 0;
@@ -601,6 +714,7 @@ int rd_sync_scim_users(struct rd_sync *s, const struct rd_scim_user_list **out,
         if (!sc || rd_scim_list_users(sc, s->deadline, &c->scim, err) != 0)
             return -1;
         c->have_scim = true;
+        scim_index(c);
     }
     *out = &c->scim;
     return 0;
@@ -642,10 +756,32 @@ int rd_sync_scim_candidates(struct rd_sync *s, const char *email, int64_t person
     const char *extp = personio_id ? ext : NULL;
     struct rd_sync_cache *c = s->cache;
     if (c->have_scim) {
-        out->items = rd_calloc(c->scim.count + 1, sizeof(*out->items));
-        for (size_t i = 0; i < c->scim.count; i++)
-            if (user_matches(&c->scim.items[i], email, extp))
-                rd_scim_user_copy(&out->items[out->count++], &c->scim.items[i]);
+        if (c->scim_index_stale)
+            scim_index(c);
+        /* The postings of both keys, in list order and once each, as the full scan had it. */
+        size_t found[64], n = 0;
+        uintptr_t head = 0;
+        for (int k = 0; k < 2; k++) {
+            bool hit = k == 0 ? email && rd_hmap_get_ci(c->scim_by_mail, email, &head)
+                              : extp && rd_hmap_get(c->scim_by_ext, extp, strlen(extp), &head);
+            for (size_t at = hit ? (size_t)head : 0; at && n < 64; at = c->scim_post.p[at - 1].next) {
+                size_t item = c->scim_post.p[at - 1].item;
+                bool dup = false;
+                for (size_t j = 0; j < n && !dup; j++)
+                    dup = found[j] == item;
+                if (!dup && user_matches(&c->scim.items[item], email, extp))
+                    found[n++] = item;
+            }
+        }
+        for (size_t i = 1; i < n; i++) /* insertion sort: a handful at most */
+            for (size_t j = i; j > 0 && found[j - 1] > found[j]; j--) {
+                size_t t = found[j];
+                found[j] = found[j - 1];
+                found[j - 1] = t;
+            }
+        out->items = rd_calloc(n + 1, sizeof(*out->items));
+        for (size_t i = 0; i < n; i++)
+            rd_scim_user_copy(&out->items[out->count++], &c->scim.items[found[i]]);
         return 0;
     }
     struct rd_scim *sc = rd_sync_scim(s, err);
@@ -673,12 +809,13 @@ int rd_sync_scim_user(struct rd_sync *s, const char *id, bool *found, struct rd_
     *found = false;
     memset(out, 0, sizeof(*out));
     if (c->have_scim) {
-        for (size_t i = 0; i < c->scim.count; i++)
-            if (c->scim.items[i].id && strcmp(c->scim.items[i].id, id) == 0) {
-                rd_scim_user_copy(out, &c->scim.items[i]);
-                *found = true;
-                break;
-            }
+        if (c->scim_index_stale)
+            scim_index(c);
+        uintptr_t i;
+        if (rd_hmap_get(c->scim_by_id, id, strlen(id), &i)) {
+            rd_scim_user_copy(out, &c->scim.items[i]);
+            *found = true;
+        }
         return 0;
     }
     struct rd_scim *sc = rd_sync_scim(s, err);
@@ -698,14 +835,27 @@ bool rd_sync_have_moco_users(const struct rd_sync *s)
 void rd_sync_scim_user_updated(struct rd_sync *s, const struct rd_scim_user *u)
 {
     struct rd_sync_cache *c = s->cache;
-    for (size_t i = 0; c->have_scim && u->id && i < c->scim.count; i++)
-        if (c->scim.items[i].id && strcmp(c->scim.items[i].id, u->id) == 0) {
-            struct rd_scim_user copy;
-            rd_scim_user_copy(&copy, u);
-            rd_scim_user_clear(&c->scim.items[i]);
-            c->scim.items[i] = copy;
-            return;
-        }
+    uintptr_t i;
+    if (!c->have_scim || !u->id)
+        return;
+    if (c->scim_index_stale)
+        scim_index(c);
+    if (rd_hmap_get(c->scim_by_id, u->id, strlen(u->id), &i)) {
+        struct rd_scim_user *old = &c->scim.items[i];
+        /* Only a new userName, e-mail or externalId moves the user in the index. */
+        bool same = old->nemails == u->nemails && !!old->user_name == !!u->user_name &&
+                    (!u->user_name || strcmp(old->user_name, u->user_name) == 0) &&
+                    !!old->external_id == !!u->external_id &&
+                    (!u->external_id || strcmp(old->external_id, u->external_id) == 0);
+        for (size_t k = 0; same && k < u->nemails; k++)
+            same = strcmp(old->emails[k], u->emails[k]) == 0;
+        struct rd_scim_user copy;
+        rd_scim_user_copy(&copy, u);
+        rd_scim_user_clear(old);
+        *old = copy;
+        if (!same)
+            c->scim_index_stale = true;
+    }
 }
 
 int rd_sync_moco_users(struct rd_sync *s, const struct rd_moco_user_list **out,
@@ -717,30 +867,82 @@ int rd_sync_moco_users(struct rd_sync *s, const struct rd_moco_user_list **out,
         if (!m || rd_moco_list_users(m, true, s->deadline, &c->moco, err) != 0)
             return -1;
         c->have_moco = true;
+        moco_index(c);
     }
     *out = &c->moco;
     return 0;
 }
 
-/* Copies the time-offs of one employee inside [from, to] out of a wider list. */
-static void filter_time_offs(const struct rd_personio_time_off_list *all, int64_t employee_id,
+int rd_sync_moco_candidates(struct rd_sync *s, const char *email, struct rd_moco_user_list *out,
+                            struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct rd_sync_cache *c = s->cache;
+    if (!c->have_moco) {
+        struct rd_moco *m = rd_sync_moco(s, err);
+        return m ? rd_moco_find_users(m, email, s->deadline, out, err) : -1;
+    }
+    size_t n = 0;
+    uintptr_t head = 0;
+    bool hit = email && rd_hmap_get_ci(c->moco_by_mail, email, &head);
+    for (size_t at = hit ? (size_t)head : 0; at; at = c->moco_post.p[at - 1].next)
+        n++;
+    out->items = rd_calloc(n + 1, sizeof(*out->items));
+    /* Postings run newest first: fill from the back to keep MOCO's order. */
+    size_t k = n;
+    for (size_t at = hit ? (size_t)head : 0; at; at = c->moco_post.p[at - 1].next) {
+        const struct rd_moco_user *u = &c->moco.items[c->moco_post.p[at - 1].item];
+        struct rd_moco_user *d = &out->items[--k];
+        *d = *u;
+        d->email = rd_strdup(u->email);
+        d->firstname = u->firstname ? rd_strdup(u->firstname) : NULL;
+        d->lastname = u->lastname ? rd_strdup(u->lastname) : NULL;
+    }
+    out->count = n;
+    return 0;
+}
+
+/* Indexes slot w's everyone-list by employee (once per wide slot). */
+static void toff_index(struct rd_sync_cache *c, size_t w)
+{
+    if (c->toff_wide == w)
+        return;
+    rd_hmap_free(c->toff_by_emp);
+    c->toff_by_emp = rd_hmap_new();
+    c->toff_post.n = 0;
+    const struct rd_personio_time_off_list *all = &c->toffs[w]->list;
+    for (size_t i = all->count; i-- > 0;) /* backwards: chains come out in list order */
+        post_add(c->toff_by_emp, &c->toff_post, &all->items[i].employee_id,
+                 sizeof(all->items[i].employee_id), false, i);
+    c->toff_wide = w;
+}
+
+/* Copies the time-offs of one employee inside [from, to] out of wide slot w. */
+static void filter_time_offs(struct rd_sync_cache *c, size_t w, int64_t employee_id,
                              const char *from, const char *to,
                              struct rd_personio_time_off_list *out)
 {
+    toff_index(c, w);
+    const struct rd_personio_time_off_list *all = &c->toffs[w]->list;
     memset(out, 0, sizeof(*out));
-    out->items = rd_calloc(all->count + 1, sizeof(*out->items));
-    for (size_t i = 0; i < all->count; i++) {
-        const struct rd_personio_time_off *t = &all->items[i];
+    uintptr_t head = 0;
+    size_t n = 0;
+    bool hit = rd_hmap_get(c->toff_by_emp, &employee_id, sizeof(employee_id), &head);
+    for (size_t at = hit ? (size_t)head : 0; at; at = c->toff_post.p[at - 1].next)
+        n++;
+    out->items = rd_calloc(n + 1, sizeof(*out->items));
+    for (size_t at = hit ? (size_t)head : 0; at; at = c->toff_post.p[at - 1].next) {
+        const struct rd_personio_time_off *t = &all->items[c->toff_post.p[at - 1].item];
         if (t->employee_id != employee_id || !t->start_date || !t->end_date ||
             strcmp(t->end_date, from) < 0 || strcmp(t->start_date, to) > 0)
             continue;
-        struct rd_personio_time_off *c = &out->items[out->count++];
-        *c = *t;
-        c->id_v2 = t->id_v2 ? rd_strdup(t->id_v2) : NULL;
-        c->status = t->status ? rd_strdup(t->status) : NULL;
-        c->start_date = rd_strdup(t->start_date);
-        c->end_date = rd_strdup(t->end_date);
-        c->type_name = t->type_name ? rd_strdup(t->type_name) : NULL;
+        struct rd_personio_time_off *d = &out->items[out->count++];
+        *d = *t;
+        d->id_v2 = t->id_v2 ? rd_strdup(t->id_v2) : NULL;
+        d->status = t->status ? rd_strdup(t->status) : NULL;
+        d->start_date = rd_strdup(t->start_date);
+        d->end_date = rd_strdup(t->end_date);
+        d->type_name = t->type_name ? rd_strdup(t->type_name) : NULL;
     }
 }
 
@@ -749,21 +951,29 @@ int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, 
 {
     struct rd_sync_cache *c = s->cache;
     size_t wide = SIZE_MAX;
-    for (size_t i = 0; i < c->ntoffs; i++) {
-        struct time_off_slot *t = c->toffs[i];
-        if (t->employee_id == employee_id && strcmp(t->from, from) == 0 && strcmp(t->to, to) == 0) {
-            *out = &t->list;
-            return 0;
-        }
-        if (t->employee_id == 0 && strcmp(t->from, from) <= 0 && strcmp(t->to, to) >= 0)
+    char key[64];
+    snprintf(key, sizeof(key), "%lld:%.10s:%.10s", (long long)employee_id, from, to);
+    uintptr_t at;
+    if (!c->toff_slots)
+        c->toff_slots = rd_hmap_new();
+    if (rd_hmap_get(c->toff_slots, key, strlen(key), &at)) {
+        *out = &c->toffs[at]->list;
+        return 0;
+    }
+    for (size_t k = 0; employee_id && k < c->ntoff_everyone; k++) {
+        size_t i = c->toff_everyone[k];
+        const struct time_off_slot *t = c->toffs[i];
+        if (t->employee_id == 0 && strcmp(t->from, from) <= 0 && strcmp(t->to, to) >= 0) {
             wide = i;
+            break;
+        }
     }
     struct time_off_slot *slot = rd_calloc(1, sizeof(*slot));
     slot->employee_id = employee_id;
     snprintf(slot->from, sizeof(slot->from), "%s", from);
     snprintf(slot->to, sizeof(slot->to), "%s", to);
     if (wide != SIZE_MAX) {
-        filter_time_offs(&c->toffs[wide]->list, employee_id, from, to, &slot->list);
+        filter_time_offs(c, wide, employee_id, from, to, &slot->list);
     } else {
         struct rd_personio *p = rd_sync_personio(s, err);
         if (!p || rd_personio_list_time_offs(p, from, to, employee_id, s->deadline, &slot->list,
@@ -773,7 +983,13 @@ int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, 
             return -1;
         }
     }
-    c->toffs = rd_realloc(c->toffs, (c->ntoffs + 1) * sizeof(*c->toffs));
+    if (c->ntoffs == c->cap_toffs) {
+        c->cap_toffs = c->cap_toffs ? 2 * c->cap_toffs : 16;
+        c->toffs = rd_realloc(c->toffs, c->cap_toffs * sizeof(*c->toffs));
+    }
+    rd_hmap_put(c->toff_slots, key, strlen(key), c->ntoffs);
+    if (employee_id == 0 && c->ntoff_everyone < sizeof(c->toff_everyone) / sizeof(size_t))
+        c->toff_everyone[c->ntoff_everyone++] = c->ntoffs;
     c->toffs[c->ntoffs++] = slot;
     *out = &slot->list;
     return 0;

@@ -25,6 +25,7 @@
 #include "rosterd/metrics.h"
 #include "rosterd/migrate.h"
 #include "rosterd/queue.h"
+#include "rosterd/report.h"
 
 struct rd_admin {
     const struct rd_config *cfg;
@@ -107,6 +108,11 @@ static void render_job_states(struct rd_admin *a, struct rd_buf *out)
 static void on_metrics(struct rd_admin *a, struct evhttp_request *req)
 {
     struct rd_buf out = {0};
+    char err[512];
+    /* The last successful reconciliation is in the runs table, whichever instance ran it. */
+    PGconn *db = admin_db(a, err, sizeof(err));
+    if (db && rd_report_update_metrics(db, err, sizeof(err)) != 0)
+        rd_log_debug("metrics: reading the last reconciliations failed: %s", err);
     rd_metrics_render(&out);
     render_job_states(a, &out);
     rd_admin_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);

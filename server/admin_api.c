@@ -8,6 +8,8 @@
  *   GET  /admin/events/ID                                          → event with attempt_log
  *   POST /admin/events/replay {"ids":[…]} | {"status":"dead","connection","since"}, "dry_run"
  *   GET  /admin/jobs?kind=&state=&connection=&limit=               → [job…]
+ *   GET  /admin/reports?connection=&limit=                         → [run…] newest first
+ *   GET  /admin/reports/latest?connection=  |  /admin/reports/ID   → one run's report
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include "rosterd/events.h"
 #include "rosterd/mem.h"
 #include "rosterd/replay.h"
+#include "rosterd/report.h"
 
 #define MAX_REPLAY_IDS 10000
 
@@ -186,6 +189,46 @@ static void jobs_list(struct evhttp_request *req, PGconn *db, struct evkeyvalq *
     json_object_put(out);
 }
 
+/* The same JSON as `rosterctl report show --format json` and a connection's runs. */
+static void reports(struct evhttp_request *req, PGconn *db, struct evkeyvalq *q, const char *rest)
+{
+    char err[512];
+    const char *conn = evhttp_find_header(q, "connection");
+    int64_t id = 0, limit = 30;
+    bool latest = rest && strcmp(rest, "latest") == 0;
+    if (rest && !latest && !parse_int(rest, 1, INT64_MAX, &id)) {
+        rd_admin_send_error(req, 404, "not found");
+        return;
+    }
+    const char *lim = evhttp_find_header(q, "limit");
+    if (!rest && lim && !parse_int(lim, 1, 1000, &limit)) {
+        rd_admin_send_error(req, 400, "limit: expected a number from 1 to 1000");
+        return;
+    }
+    if (!conn && (latest || !rest)) {
+        rd_admin_send_error(req, 400, "connection: required");
+        return;
+    }
+    if (conn) {
+        int found = rd_events_connection_exists(db, conn, err, sizeof(err));
+        if (found <= 0) {
+            rd_admin_send_error(req, found < 0 ? 503 : 404,
+                                found < 0 ? "database unavailable" : "connection not found");
+            return;
+        }
+    }
+    struct json_object *out = NULL;
+    int rc = rest ? rd_report_get(db, conn, id, &out, err, sizeof(err))
+                  : rd_report_list(db, conn, limit, 0, &out, err, sizeof(err));
+    if (rc != 0)
+        rd_admin_send_error(req, 503, "database unavailable");
+    else if (!out)
+        rd_admin_send_error(req, 404, "run not found");
+    else
+        send_value(req, 200, out);
+    json_object_put(out);
+}
+
 void rd_admin_api(rd_admin_db_fn get_db, void *db_arg, struct evhttp_request *req,
                   enum evhttp_cmd_type cmd, const char *path, const struct evhttp_uri *uri)
 {
@@ -200,7 +243,8 @@ void rd_admin_api(rd_admin_db_fn get_db, void *db_arg, struct evhttp_request *re
     bool known = strcmp(path, "/admin/events") == 0 || strcmp(path, "/admin/jobs") == 0 ||
                  strcmp(path, "/admin/events/count") == 0 ||
                  strcmp(path, "/admin/events/replay") == 0 ||
-                 strncmp(path, "/admin/events/", 14) == 0;
+                 strncmp(path, "/admin/events/", 14) == 0 || strcmp(path, "/admin/reports") == 0 ||
+                 strncmp(path, "/admin/reports/", 15) == 0;
     PGconn *db = NULL;
     if (!known)
         rd_admin_send_error(req, 404, "not found");
@@ -216,6 +260,10 @@ void rd_admin_api(rd_admin_db_fn get_db, void *db_arg, struct evhttp_request *re
         events_list(req, db, &q, true);
     else if (strcmp(path, "/admin/jobs") == 0)
         jobs_list(req, db, &q);
+    else if (strcmp(path, "/admin/reports") == 0)
+        reports(req, db, &q, NULL);
+    else if (strncmp(path, "/admin/reports/", 15) == 0)
+        reports(req, db, &q, path + 15);
     else
         events_get(req, db, path + 14);
     evhttp_clear_headers(&q);

@@ -57,6 +57,7 @@ static const char *const policy_keys[] = {"onboarding_alerts",
                                           "reconcile_at",
                                           "max_deactivations_per_run",
                                           "protected_users",
+                                          "stale_webhook_hours",
                                           NULL};
 static const char *const policy_bools[] = {"onboarding_alerts", "deactivation",
                                            "approver_reassignment", "attendance_push",
@@ -476,7 +477,9 @@ static int check_policy(struct json_object *doc, char *err, size_t errlen)
     if (int_range(p, "deactivation_delay_days", "policy.deactivation_delay_days", 0, 365, err,
                   errlen) != 0 ||
         int_range(p, "max_deactivations_per_run", "policy.max_deactivations_per_run", 0,
-                  INT64_MAX, err, errlen) != 0)
+                  INT64_MAX, err, errlen) != 0 ||
+        int_range(p, "stale_webhook_hours", "policy.stale_webhook_hours", 0, 8760, err,
+                  errlen) != 0)
         return -1;
     struct json_object *ra = get(p, "reconcile_at");
     if (ra && (!json_object_is_type(ra, json_type_string) ||

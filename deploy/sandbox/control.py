@@ -232,6 +232,9 @@ def fixtures(st, req):
         for i in ids:
             coll.pop(i, None)
     created = {}
+    if "company" in gen:  # {"company": N, "presence_days": D}: the benchmark's big company
+        created["company"] = seed.generate_company(st, int(gen["company"]), st.today,
+                                                   int(gen.get("presence_days", 10)))
     for key, coll_name, norm in FIXTURES:
         if key not in body and key not in gen:
             continue
@@ -306,4 +309,5 @@ def handle(st, req):
         return cerr(400, "%s: %s" % (type(e).__name__, e))
     if req.method != "GET":
         st.dirty = True
+        st.gen = getattr(st, "gen", 0) + 1  # cached list answers are stale now
     return resp if isinstance(resp, Resp) else cerr(500, "internal")

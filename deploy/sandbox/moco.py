@@ -7,8 +7,8 @@ rel="next" only when another page exists; sliding-window rate limit.
 import urllib.parse
 import uuid
 
-from .util import (BadBody, R, dispatch, hhmm_minutes, iso_utc, jresp, parse_date, parse_ts,
-                   Resp, to_int, truthy)
+from .util import (BadBody, R, cached_list, dispatch, hhmm_minutes, iso_utc, jresp, parse_date,
+                   parse_ts, query_without, Resp, to_int, truthy)
 
 ABSENCES = {1: "Unplannable absence", 2: "Public holiday", 3: "Sick day", 4: "Holiday",
             5: "Absence"}
@@ -89,13 +89,16 @@ def render_user(u):
 
 
 def list_users(st, req, info):
-    rows = sorted(st.moco_users.values(), key=lambda u: u["id"])
-    if not truthy(req.q("include_archived", "false")):
-        rows = [u for u in rows if u.get("active", True)]
-    email = req.q("email")
-    if email:
-        rows = [u for u in rows if (u.get("email") or "").lower() == email.strip().lower()]
-    return paginate(st, req, [render_user(u) for u in _common_filters(req, rows)])
+    def build():
+        rows = sorted(st.moco_users.values(), key=lambda u: u["id"])
+        if not truthy(req.q("include_archived", "false")):
+            rows = [u for u in rows if u.get("active", True)]
+        email = req.q("email")
+        if email:
+            rows = [u for u in rows if (u.get("email") or "").lower() == email.strip().lower()]
+        return [render_user(u) for u in _common_filters(req, rows)]
+    return paginate(st, req, cached_list(st, "moco_users", query_without(req.raw_query, "page"),
+                                         build))
 
 
 def get_user(st, req, info, uid):
@@ -128,17 +131,22 @@ def list_presences(st, req, info):
     fd, td, bad = _date_range(req)
     if bad:
         return bad
-    rows = list(st.presences.values())
-    if fd:
-        rows = [p for p in rows if fd <= parse_date(p["date"]) <= td]
-    uid = to_int(req.q("user_id"))
-    if req.q("user_id") is not None:
-        rows = [p for p in rows if p["user_id"] == uid]
-    if req.q("is_home_office") is not None:
-        want = truthy(req.q("is_home_office"))
-        rows = [p for p in rows if bool(p.get("is_home_office")) == want]
-    rows.sort(key=lambda p: (p["date"], p["from"], p["id"]))
-    return paginate(st, req, [render_presence(st, p) for p in _common_filters(req, rows)])
+
+    def build():
+        rows = list(st.presences.values())
+        if fd:  # stored dates are ISO strings: they compare as the dates do
+            lo, hi = fd.isoformat(), td.isoformat()
+            rows = [p for p in rows if lo <= p["date"][:10] <= hi]
+        uid = to_int(req.q("user_id"))
+        if req.q("user_id") is not None:
+            rows = [p for p in rows if p["user_id"] == uid]
+        if req.q("is_home_office") is not None:
+            want = truthy(req.q("is_home_office"))
+            rows = [p for p in rows if bool(p.get("is_home_office")) == want]
+        rows.sort(key=lambda p: (p["date"], p["from"], p["id"]))
+        return [render_presence(st, p) for p in _common_filters(req, rows)]
+    return paginate(st, req, cached_list(st, "presences", query_without(req.raw_query, "page"),
+                                         build))
 
 
 def _presence_fields(body, cur):
@@ -218,17 +226,22 @@ def list_schedules(st, req, info):
     fd, td, bad = _date_range(req)
     if bad:
         return bad
-    rows = list(st.schedules.values())
-    if fd:
-        rows = [s for s in rows if fd <= parse_date(s["date"]) <= td]
-    if req.q("user_id") is not None:
-        uid = to_int(req.q("user_id"))
-        rows = [s for s in rows if s["user_id"] == uid]
-    codes = {to_int(c) for c in req.qlist("absence_code")}
-    if codes:
-        rows = [s for s in rows if int(s["absence_code"]) in codes]
-    rows.sort(key=lambda s: (s["date"], s["user_id"], s["id"]))
-    return paginate(st, req, [render_schedule(st, s) for s in _common_filters(req, rows)])
+
+    def build():
+        rows = list(st.schedules.values())
+        if fd:
+            lo, hi = fd.isoformat(), td.isoformat()
+            rows = [s for s in rows if lo <= s["date"][:10] <= hi]
+        if req.q("user_id") is not None:
+            uid = to_int(req.q("user_id"))
+            rows = [s for s in rows if s["user_id"] == uid]
+        codes = {to_int(c) for c in req.qlist("absence_code")}
+        if codes:
+            rows = [s for s in rows if int(s["absence_code"]) in codes]
+        rows.sort(key=lambda s: (s["date"], s["user_id"], s["id"]))
+        return [render_schedule(st, s) for s in _common_filters(req, rows)]
+    return paginate(st, req, cached_list(st, "schedules", query_without(req.raw_query, "page"),
+                                         build))
 
 
 def _schedule_fields(st, body, cur):

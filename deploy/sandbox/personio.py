@@ -9,8 +9,8 @@ import secrets
 import time
 import uuid
 
-from .util import (BadBody, R, berlin_offset_minutes, dispatch, hhmm_minutes, iso_utc, jresp, parse_date, parse_ts,
-                   personio_date, to_int, truthy)
+from .util import (BadBody, R, berlin_offset_minutes, cached_list, dispatch, hhmm_minutes, iso_utc,
+                   jresp, parse_date, parse_ts, personio_date, query_without, to_int, truthy)
 
 NS = uuid.UUID("6f1c2d1e-7a53-4c55-9b0e-3d1f4b2a9c10")
 
@@ -183,25 +183,28 @@ def list_employees(st, req):
         return err(400, "The limit must not be greater than 100.")
     if not has_paging:
         limit = 50
-    rows = sorted(st.employees.values(), key=lambda e: e["id"])
-    email = req.q("email")
-    if email is not None:
-        rows = [e for e in rows if (e.get("email") or "").lower() == email.strip().lower()]
     since = req.q("updated_since")
-    if since:
-        ts = parse_ts(since)
-        if ts is None:
-            return err(400, "updated_since must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS")
-        rows = [e for e in rows if (parse_ts(e.get("last_modified_at")) or ts) >= ts]
-    only = set(req.qlist("attributes")) or None
+    ts = parse_ts(since) if since else None
+    if since and ts is None:
+        return err(400, "updated_since must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS")
+
+    def build():  # rendered once per state generation, then sliced per page
+        rows = sorted(st.employees.values(), key=lambda e: e["id"])
+        email = req.q("email")
+        if email is not None:
+            rows = [e for e in rows if (e.get("email") or "").lower() == email.strip().lower()]
+        if ts:
+            rows = [e for e in rows if (parse_ts(e.get("last_modified_at")) or ts) >= ts]
+        only = set(req.qlist("attributes")) or None
+        return [render_employee(st, e, only) for e in rows]
+    rows = cached_list(st, "employees", query_without(req.raw_query, "limit", "offset"), build)
     total = len(rows)
-    page = rows[offset:offset + limit]
     return jresp(200, {
         "success": True,
         "metadata": {"total_elements": total, "current_page": offset // limit,
                      "total_pages": int(math.ceil(total / float(limit)))},
         "offset": offset, "limit": limit,
-        "data": [render_employee(st, e, only) for e in page]})
+        "data": rows[offset:offset + limit]})
 
 
 def get_employee(st, req, emp_id):
@@ -253,30 +256,33 @@ def list_time_offs(st, req):
     if page is None or limit is None or page < 0 or limit < 1:
         return err(400, "offset and limit must be positive integers")
     page = max(page, 1)
-    rows = sorted(st.time_offs.values(), key=lambda t: t["id"])
     sd, ed = parse_date(req.q("start_date")), parse_date(req.q("end_date"))
     if (req.q("start_date") and sd is None) or (req.q("end_date") and ed is None):
         return err(400, "start_date and end_date must be YYYY-MM-DD")
-    if sd:
-        rows = [t for t in rows if parse_date(t["end_date"]) >= sd]
-    if ed:
-        rows = [t for t in rows if parse_date(t["start_date"]) <= ed]
-    emps = {to_int(x) for x in req.qlist("employees")}
-    if emps:
-        rows = [t for t in rows if t["employee_id"] in emps]
-    uf, ut = parse_ts(req.q("updated_from")), parse_ts(req.q("updated_to"))
-    if uf:
-        rows = [t for t in rows if (parse_ts(t.get("updated_at")) or uf) >= uf]
-    if ut:
-        rows = [t for t in rows if (parse_ts(t.get("updated_at")) or ut) <= ut]
+
+    def build():  # rendered once per state generation, then sliced per page
+        rows = sorted(st.time_offs.values(), key=lambda t: t["id"])
+        if sd:  # stored dates are ISO strings: they compare as the dates do
+            rows = [t for t in rows if t["end_date"][:10] >= sd.isoformat()]
+        if ed:
+            rows = [t for t in rows if t["start_date"][:10] <= ed.isoformat()]
+        emps = {to_int(x) for x in req.qlist("employees")}
+        if emps:
+            rows = [t for t in rows if t["employee_id"] in emps]
+        uf, ut = parse_ts(req.q("updated_from")), parse_ts(req.q("updated_to"))
+        if uf:
+            rows = [t for t in rows if (parse_ts(t.get("updated_at")) or uf) >= uf]
+        if ut:
+            rows = [t for t in rows if (parse_ts(t.get("updated_at")) or ut) <= ut]
+        return [render_time_off(st, t) for t in rows]
+    rows = cached_list(st, "time_offs", query_without(req.raw_query, "limit", "offset"), build)
     total = len(rows)
-    chunk = rows[(page - 1) * limit: page * limit]
     return jresp(200, {
         "success": True,
         "metadata": {"total_elements": total, "current_page": page,
                      "total_pages": int(math.ceil(total / float(limit)))},
         "offset": page, "limit": limit,
-        "data": [render_time_off(st, t) for t in chunk]})
+        "data": rows[(page - 1) * limit: page * limit]})
 
 
 def get_time_off(st, req, tid):

@@ -5,7 +5,7 @@ import re
 import secrets
 import uuid
 
-from .util import BadBody, R, Resp, dispatch, iso_utc, jresp, to_int
+from .util import BadBody, R, Resp, cached_list, dispatch, iso_utc, jresp, to_int
 
 SCIM_CT = "application/scim+json"
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -41,13 +41,23 @@ def _bearer_ok(st, req):
 
 # ---- rendering ----------------------------------------------------------------------
 
-def render_user(st, u, base):
+def group_index(st):
+    """user id -> the groups it is a member of (one pass over the groups)."""
+    idx = {}
+    for g in st.scim_groups.values():
+        for m in g.get("members", []):
+            idx.setdefault(m["value"], []).append(g)
+    return idx
+
+
+def render_user(st, u, base, groups_of=None):
     out = {k: v for k, v in u.items() if not k.startswith("_")}
     out["schemas"] = [CORE, ENT] if ENT in u else [CORE]
+    mine = (groups_of.get(u["id"], []) if groups_of is not None else
+            [g for g in st.scim_groups.values()
+             if any(m["value"] == u["id"] for m in g.get("members", []))])
     out["groups"] = [{"value": g["id"], "display": g["displayName"],
-                      "$ref": "%s/Groups/%s" % (base, g["id"])}
-                     for g in st.scim_groups.values()
-                     if any(m["value"] == u["id"] for m in g.get("members", []))]
+                      "$ref": "%s/Groups/%s" % (base, g["id"])} for g in mine]
     out["meta"] = {"resourceType": "User", "created": u.get("_created"),
                    "lastModified": u.get("_modified"), "location": "%s/Users/%s" % (base, u["id"])}
     return out
@@ -103,19 +113,26 @@ def _matches(res, attr, val):
 
 
 def list_resources(st, req, coll, allowed, render):
-    rows = sorted(coll.values(), key=lambda r: r.get("_seq", 0))
     flt = req.q("filter")
-    if flt:
-        parsed = parse_filter(flt, allowed)
-        if parsed is None:
-            return serr(400, "Unsupported filter: %s" % flt, "invalidFilter")
-        rows = [r for r in rows if _matches(r, *parsed)]
+    parsed = parse_filter(flt, allowed) if flt else None
+    if flt and parsed is None:
+        return serr(400, "Unsupported filter: %s" % flt, "invalidFilter")
+
+    def build():  # rendered once per state generation, then sliced per page
+        rows = sorted(coll.values(), key=lambda r: r.get("_seq", 0))
+        if parsed:
+            rows = [r for r in rows if _matches(r, *parsed)]
+        if coll is st.scim_users and not parsed:
+            idx = group_index(st)
+            return [render_user(st, r, req.base, idx) for r in rows]
+        return [render(r) for r in rows]
+    rows = cached_list(st, "scim:%d" % id(coll), (flt, req.base), build)
     start = max(to_int(req.q("startIndex", "1"), 1), 1)
     count = to_int(req.q("count", "100"), 100)
     count = max(0, min(count, 1000))
     page = rows[start - 1:start - 1 + count]
     return sresp(200, {"schemas": [LIST], "totalResults": len(rows), "startIndex": start,
-                       "itemsPerPage": len(page), "Resources": [render(r) for r in page]})
+                       "itemsPerPage": len(page), "Resources": page})
 
 
 # ---- users ------------------------------------------------------------------------------

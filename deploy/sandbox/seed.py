@@ -419,3 +419,75 @@ def _demo_scim(st):
     add_scim_group(st, "Engineering", eng)
     add_scim_group(st, "Customer Care", care)
     add_scim_group(st, "Sales", sales)
+
+
+# ---- a large company for the reconciliation benchmark (tests/bench/reconcile.py) -------
+
+BENCH_TEAMS = ("Backend", "Frontend", "Support", "Sales")
+
+
+def generate_company(st, n, today, presence_days=10):
+    """n employees (ids 100001…, pNNNNN@big.example) in 4 teams of 10-person squads, each
+    with a MOCO user (200001…) and, but for 1 % of new hires, a platform account; 1 % leave
+    in the coming weeks; one time-off each around today (9 in 10 approved); one presence on
+    each of the last presence_days working days; a MOCO absence for 1 in 10; 0.5 % of
+    platform accounts belong to nobody in HR; a platform group per team. Explicit ids keep
+    it O(n). Returns the counts."""
+    day = _dt.timedelta(days=1)
+    workdays = []
+    d = today - day
+    while len(workdays) < presence_days:
+        if d.weekday() < 5:
+            workdays.append(d)
+        d -= day
+    members = {t: [] for t in BENCH_TEAMS}
+    counts = dict.fromkeys(("employees", "moco_users", "scim_users", "time_offs", "presences",
+                            "schedules"), 0)
+    pid, sid, tid = 7000001, 8000001, 3000001
+    for i in range(1, n + 1):
+        eid, email, team = 100000 + i, "p%05d@big.example" % i, BENCH_TEAMS[(i // 10) % 4]
+        lead = 100000 + (i // 10) * 10 + 1
+        rec = {"id": eid, "first_name": "Person", "last_name": "%05d" % i, "email": email,
+               "team": team, "supervisor_id": None if eid == lead else lead,
+               "hire_date": "2020-01-01", "department": TEAM_DEPT[team]}
+        if i % 100 == 50:
+            leave = _d(today + _dt.timedelta(days=7 + i % 50))
+            rec.update(last_working_day=leave, termination_date=leave)
+        st.employees[eid] = norm_employee(st, rec)
+        st.moco_users[200000 + i] = norm_moco_user(st, {"id": 200000 + i, "firstname": "Person",
+                                                        "lastname": "%05d" % i, "email": email})
+        counts["employees"] += 1
+        counts["moco_users"] += 1
+        if i % 100 != 99:
+            u = scim.new_user(st, scim_user_body(st, {"id": scim.scim_id("user", email),
+                                                      "email": email, "given_name": "Person",
+                                                      "family_name": "%05d" % i,
+                                                      "department": TEAM_DEPT[team]}))
+            members[team].append({"value": u["id"], "display": None})
+            counts["scim_users"] += 1
+        start = today + _dt.timedelta(days=(i % 60) - 20)
+        st.time_offs[tid] = norm_time_off(st, {
+            "id": tid, "employee_id": eid, "type_id": 2001 if i % 7 else 2002,
+            "start_date": _d(start), "end_date": _d(start + _dt.timedelta(days=i % 5)),
+            "status": "approved" if i % 10 else "pending"})
+        tid += 1
+        counts["time_offs"] += 1
+        for w in workdays:
+            st.presences[pid] = norm_presence(st, {"id": pid, "user_id": 200000 + i, "date": _d(w),
+                                                   "from": "09:00", "to": "17:00"})
+            pid += 1
+            counts["presences"] += 1
+        if i % 10 == 3:
+            st.schedules[sid] = norm_schedule(st, {"id": sid, "user_id": 200000 + i,
+                                                   "date": _d(today + _dt.timedelta(days=30)),
+                                                   "absence_code": 4, "comment": "entered in MOCO"})
+            sid += 1
+            counts["schedules"] += 1
+    for i in range(1, n // 200 + 1):
+        email = "contractor%04d@big.example" % i
+        scim.new_user(st, scim_user_body(st, {"id": scim.scim_id("user", email), "email": email,
+                                              "given_name": "Contractor", "family_name": str(i)}))
+        counts["scim_users"] += 1
+    for team, ms in members.items():
+        scim.new_group(st, {"displayName": team, "members": ms})
+    return counts

@@ -189,3 +189,24 @@ def truthy(v):
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes", "on")
     return bool(v)
+
+
+def cached_list(st, kind, key, build):
+    """The full, rendered answer of a list query, computed once per state generation
+    (st.gen moves on every write): paging through 100,000 presences then costs one
+    filter and sort, not one per page. build() returns the list; callers slice it."""
+    gen = getattr(st, "gen", 0)
+    cache = getattr(st, "list_cache", None)
+    if cache is None or cache.get("_gen") != gen:
+        cache = {"_gen": gen}
+        st.list_cache = cache
+    k = (kind, key)
+    if k not in cache:
+        cache[k] = build()
+    return cache[k]
+
+
+def query_without(raw_query, *names):
+    """The query string minus the named (paging) parameters, as a cache key."""
+    return tuple(sorted((k, v) for k, v in urllib.parse.parse_qsl(raw_query, keep_blank_values=True)
+                        if k not in names))

@@ -91,6 +91,7 @@ extern const struct rd_capability rd_cap_person;   /* person.c: personio.person 
 extern const struct rd_capability rd_cap_deactivation; /* deactivation.c: lifecycle.deactivate */
 extern const struct rd_capability rd_cap_attendance; /* attendance.c: moco.presence, sweep.attendance */
 extern const struct rd_capability rd_cap_absence;    /* absence.c: personio.absence, sweep.absence */
+extern const struct rd_capability rd_cap_reconcile; /* reconcile.c: reconcile (nightly) */
 
 /* The handler for kind, or NULL. Static data, thread-safe. */
 const struct rd_handler *rd_handler_find(const char *kind);

@@ -79,4 +79,47 @@ int64_t rd_identity_pinned_moco(struct rd_sync *s, int64_t personio_id);
 /* The SCIM id pinned to a Personio employee, or NULL; a new string (free()). */
 char *rd_identity_pinned_scim(struct rd_sync *s, int64_t personio_id);
 
+/* ---- for a reconciliation run (handlers/reconcile.c) ---- */
+
+/*
+ * Loads every person's links of the connection (one query) into s, replacing an
+ * earlier preload; from then on the pinned-link lookups above and the linking
+ * functions answer from it (no query per person) and keep it up to date, a dry run
+ * recording its planned links there only. -1 with err on a database error.
+ */
+int rd_identity_preload(struct rd_sync *s, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * rd_identity_remember for a whole list in a few statements (2,000 rows each);
+ * afterwards rd_identity_remember does nothing for the rest of this context. Needs a
+ * preload. Nothing is written in a dry run.
+ */
+int rd_identity_remember_all(struct rd_sync *s, const struct rd_personio_employee_list *list,
+                             char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * With on, links made from now on are recorded in the preload at once and written to
+ * the people table in batches of 500; rd_identity_flush_pins writes the rest (call it
+ * before the context is closed: unwritten links are lost, harmlessly: the next run
+ * links the same accounts by e-mail again). A clash is judged from the preload: the
+ * run holds every link of the connection, and a link another process made meanwhile
+ * makes the batch fail (a unique index) rather than steal an account.
+ */
+void rd_identity_batch_pins(struct rd_sync *s, bool on);
+int rd_identity_flush_pins(struct rd_sync *s, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* People with a platform link in the preload (planned links of a dry run included). */
+size_t rd_identity_linked_count(const struct rd_sync *s);
+
+/* The Personio id whose platform link is scim_id, 0 when nobody's (from the preload). */
+int64_t rd_identity_scim_owner(const struct rd_sync *s, const char *scim_id);
+
+/*
+ * The Personio ids of the people mirror (the preload): copies at most max of them into
+ * ids (may be NULL) and returns how many there are.
+ */
+size_t rd_identity_known_people(const struct rd_sync *s, int64_t *ids, size_t max);
+
 #endif

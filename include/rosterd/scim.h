@@ -122,6 +122,16 @@ int rd_scim_find_group(struct rd_scim *s, const char *display_name, double deadl
                        struct rd_scim_group *out, struct rd_http_error *err)
     __attribute__((warn_unused_result));
 
+struct rd_scim_group_list {
+    struct rd_scim_group *items;
+    size_t count;
+};
+
+/* Every group with its members (paged like the users). Free out with rd_scim_group_list_free. */
+int rd_scim_list_groups(struct rd_scim *s, double deadline, struct rd_scim_group_list *out,
+                        struct rd_http_error *err) __attribute__((warn_unused_result));
+void rd_scim_group_list_free(struct rd_scim_group_list *l);
+
 /* PATCH members: add (op "add") or remove (op "remove") the given user ids. */
 int rd_scim_group_add_members(struct rd_scim *s, const char *group_id, const char *const *user_ids,
                               size_t n, const struct rd_audit_ctx *audit, double deadline,

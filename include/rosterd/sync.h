@@ -96,6 +96,15 @@ struct rd_sync {
         void *data;
         void (*free)(void *data);
     } ext[4];
+
+    /* ---- added for the reconciliation (handlers/reconcile.c) ---- */
+    /*
+     * The circuit breaker's counting pass: findings stay in s->findings and are never
+     * written to the findings table (rd_sync_flush does nothing while it is set).
+     */
+    bool planning;
+    /* identity.c's preloaded identity links (rd_identity_preload); freed by rd_sync_close. */
+    struct rd_sync_ext links;
 };
 
 enum { RD_SYNC_EXT_PEOPLE = 0, RD_SYNC_EXT_TIME, RD_SYNC_EXT_RUN, RD_SYNC_EXT_SPARE };
@@ -114,6 +123,16 @@ struct rd_sync *rd_sync_open_job(struct rd_job_ctx *ctx);
  */
 struct rd_sync *rd_sync_open_run(PGconn *db, const struct rd_connection *conn, int64_t run_id,
                                  bool dry_run, const struct rd_sync_opts *opts, double deadline);
+
+/*
+ * Switches dry-run on or off for what follows (a run's counting pass is dry, its real
+ * pass is not); keeps the audit context in step. The caller makes sure nothing that
+ * the dry pass put into caches is mistaken for done work.
+ */
+void rd_sync_set_dry_run(struct rd_sync *s, bool dry_run);
+
+/* Forgets every finding the context holds in memory (written or not). */
+void rd_sync_findings_clear(struct rd_sync *s);
 
 /*
  * Flushes unwritten findings (rd_sync_flush) and frees everything the context owns.
@@ -259,6 +278,14 @@ int rd_sync_moco_users(struct rd_sync *s, const struct rd_moco_user_list **out,
 int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, const char *to,
                       const struct rd_personio_time_off_list **out, struct rd_http_error *err)
     __attribute__((warn_unused_result));
+
+/*
+ * MOCO users with this e-mail (case-insensitive), archived included: from the full list
+ * when it is cached (an index, no scan), else GET /users?email=. *out is a new list of
+ * copies (free with rd_moco_user_list_free).
+ */
+int rd_sync_moco_candidates(struct rd_sync *s, const char *email, struct rd_moco_user_list *out,
+                            struct rd_http_error *err) __attribute__((warn_unused_result));
 
 /* True when the full lists are cached (a run preloaded them): lookups then read no upstream. */
 bool rd_sync_have_scim_users(const struct rd_sync *s);

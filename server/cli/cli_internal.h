@@ -150,5 +150,12 @@ extern const char rd_cli_usage_deactivations_upcoming[];
 int rd_cli_hires_list(struct rd_cli *cli, int argc, char **argv);
 int rd_cli_hires_invite(struct rd_cli *cli, int argc, char **argv);
 int rd_cli_deactivations_upcoming(struct rd_cli *cli, int argc, char **argv);
+/* cli_reconcile.c */
+extern const char rd_cli_usage_reconcile_run[];
+extern const char rd_cli_usage_reconcile_approve[];
+extern const char rd_cli_usage_report_show[];
+int rd_cli_reconcile_run(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_reconcile_approve(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_report_show(struct rd_cli *cli, int argc, char **argv);
 
 #endif

@@ -86,6 +86,12 @@ static const struct rd_cli_command commands[] = {
      "create a hire's platform account (EMAIL --connection C)"},
     {"deactivations", "upcoming", rd_cli_deactivations_upcoming,
      rd_cli_usage_deactivations_upcoming, "who is deactivated when (local time and UTC)"},
+    {"reconcile", "run", rd_cli_reconcile_run, rd_cli_usage_reconcile_run,
+     "reconcile a connection now and print the report (--dry-run)"},
+    {"reconcile", "approve", rd_cli_reconcile_approve, rd_cli_usage_reconcile_approve,
+     "release the deactivations a run's circuit breaker held"},
+    {"report", "show", rd_cli_report_show, rd_cli_usage_report_show,
+     "show a reconciliation report (text, json, csv, html)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

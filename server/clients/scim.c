@@ -334,29 +334,56 @@ int rd_scim_get_user(struct rd_scim *s, const char *id, double deadline, bool *f
     return rc;
 }
 
-int rd_scim_list_users(struct rd_scim *s, double deadline, struct rd_scim_user_list *out,
-                       struct rd_http_error *err)
+/*
+ * Pages through /Users or /Groups (startIndex/count) and hands every resource to add;
+ * -1 with err on the first failed page.
+ */
+static int list_all(struct rd_scim *s, const char *path, double deadline,
+                    void (*add)(struct json_object *res, size_t n, void *list), void *list,
+                    struct rd_http_error *err)
 {
-    memset(out, 0, sizeof(*out));
     long start = 1;
     for (int page = 0; page < MAX_PAGES; page++) {
         char q[96];
-        snprintf(q, sizeof(q), "/Users?startIndex=%ld&count=%d", start, s->page_size);
-        struct json_object *root = get_list(s, q, "/Users", deadline, err);
-        if (!root) {
-            rd_scim_user_list_free(out);
+        snprintf(q, sizeof(q), "%s?startIndex=%ld&count=%d", path, start, s->page_size);
+        struct json_object *root = get_list(s, q, path, deadline, err);
+        if (!root)
             return -1;
-        }
         struct json_object *res = rd_json_get(root, "Resources");
         size_t n = res ? json_object_array_length(res) : 0;
         long total = (long)json_object_get_int64(rd_json_get(root, "totalResults"));
-        out->items = rd_realloc(out->items, (out->count + n + 1) * sizeof(*out->items));
-        for (size_t i = 0; i < n; i++)
-            parse_user(json_object_array_get_idx(res, i), &out->items[out->count++]);
+        add(res, n, list);
         json_object_put(root);
         start += (long)n;
         if (n == 0 || start - 1 >= total)
             break;
+    }
+    return 0;
+}
+
+static void add_users(struct json_object *res, size_t n, void *list)
+{
+    struct rd_scim_user_list *out = list;
+    out->items = rd_realloc(out->items, (out->count + n + 1) * sizeof(*out->items));
+    for (size_t i = 0; i < n; i++)
+        parse_user(json_object_array_get_idx(res, i), &out->items[out->count++]);
+}
+
+static void add_groups(struct json_object *res, size_t n, void *list)
+{
+    struct rd_scim_group_list *out = list;
+    out->items = rd_realloc(out->items, (out->count + n + 1) * sizeof(*out->items));
+    for (size_t i = 0; i < n; i++)
+        parse_group(json_object_array_get_idx(res, i), &out->items[out->count++]);
+}
+
+int rd_scim_list_users(struct rd_scim *s, double deadline, struct rd_scim_user_list *out,
+                       struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (list_all(s, "/Users", deadline, add_users, out, err) != 0) {
+        rd_scim_user_list_free(out);
+        return -1;
     }
     return 0;
 }
@@ -528,6 +555,28 @@ int rd_scim_find_group(struct rd_scim *s, const char *display_name, double deadl
     }
     json_object_put(root);
     return 0;
+}
+
+int rd_scim_list_groups(struct rd_scim *s, double deadline, struct rd_scim_group_list *out,
+                        struct rd_http_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (list_all(s, "/Groups", deadline, add_groups, out, err) != 0) {
+        rd_scim_group_list_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+void rd_scim_group_list_free(struct rd_scim_group_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        rd_scim_group_clear(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
 }
 
 int rd_scim_group_add_members(struct rd_scim *s, const char *group_id, const char *const *user_ids,

@@ -33,6 +33,8 @@ def test_quickstart_shows_the_flow_and_cleans_up():
     assert "Personio attendance" in out and "08:30-12:00, confirmed (MOCO presence" in out, out
     assert "[personio:30006]" in out and "attendance_pushed |" in out, out
     assert "absence_created | anna.weber@acme.example" in out and "not plannable" in out, out
+    assert "Reconciliation report of acme, run 1" in out and "Status: done." in out, out
+    assert "it-admin@acme.example" in out  # the platform-only account, reported
     assert "stopped everything it started" in out
     # nothing it started is left running
     left = subprocess.run(["pgrep", "-f", os.path.join(ROOT, ".rosterd", "rosterd.conf")],

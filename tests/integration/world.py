@@ -34,7 +34,7 @@ import helpers as H
 SANDBOX = H.ROOT / "deploy" / "sandbox" / "sandbox.py"
 
 # Rows a connection owns, deleted by World.reset() (order: dependants first).
-_CONNECTION_TABLES = ("findings", "alerts_sent", "people", "upstream_audit")
+_CONNECTION_TABLES = ("findings", "alerts_sent", "people", "upstream_audit", "runs")
 
 
 class Sandbox:
@@ -491,3 +491,30 @@ class World:
                     check=False, env=H.child_env(env))
         assert res.returncode == 0, f"timesync_run: {res.returncode}: {res.stderr[-2000:]}"
         return json.loads(res.stdout)
+    # ---- reconciliation (tests/integration/test_reconcile*.py) ------------------------
+    def reconcile(self, *args, check=True, timeout=120):
+        """rosterctl reconcile run --connection acme ARGS…; returns the CompletedProcess."""
+        return self.ctl("reconcile", "run", "--connection", self.NAME, *args, check=check,
+                        timeout=timeout)
+
+    def report(self, run="latest", fmt="json"):
+        """rosterctl report show RUN --format FMT: parsed JSON for json, else the text."""
+        out = self.ctl("report", "show", str(run), "--connection", self.NAME, "--format", fmt)
+        return json.loads(out.stdout) if fmt == "json" else out.stdout
+
+    def runs(self):
+        """This connection's runs, oldest first, as dicts of the interesting columns."""
+        cols = ("id", "kind", "dry_run", "status", "trigger", "employees", "linked_users",
+                "planned_deactivations", "held_reason", "error", "approved_by", "approval_run_id")
+        rows = self.query(f"SELECT {', '.join(cols)} FROM runs WHERE connection_id = %s"
+                          " ORDER BY id", (self.connection_id,))
+        return [dict(zip(cols, r)) for r in rows]
+
+    def run_findings(self, run_id, kind=None):
+        sql = "SELECT kind, email, detail, action, result FROM findings WHERE run_id = %s"
+        params = [run_id]
+        if kind:
+            sql += " AND kind = %s"
+            params.append(kind)
+        return [dict(zip(("kind", "email", "detail", "action", "result"), r))
+                for r in self.query(sql + " ORDER BY id", params)]

@@ -1,0 +1,94 @@
+"""
+The nightly reconciliation with every capability merged (run with RD_RUN_PENDING_MERGE=1,
+see conftest.py): each finding kind of DESIGN.md §7 comes out of a run from seeded
+sandbox data (the demo company), a dry run plans exactly what the real run then does and
+writes nothing, and the real lifecycle deactivation (no test stub) honours the circuit
+breaker. Assertions are on kinds, e-mails, results and upstream writes, not on wording.
+"""
+import datetime as dt
+
+ALL_KINDS = {"linked", "new_hire", "platform_only", "deactivated", "deactivation_scheduled",
+             "deactivation_held", "team_changed", "manager_changed", "unmapped_team",
+             "absence_created", "absence_removed", "attendance_pushed", "attendance_removed",
+             "conflict", "error"}
+
+
+def emails(findings, kind, result=None):
+    return sorted(f["email"] for f in findings
+                  if f["kind"] == kind and (result is None or f["result"] == result))
+
+
+def real_run(world, *args):
+    world.reconcile(*args)
+    run = world.runs()[-1]
+    return run, world.run_findings(run["id"])
+
+
+def test_a_run_finds_every_lifecycle_kind_in_the_demo_company(world):
+    world.reset(team_map={"Backend": "Engineering", "Frontend": "Engineering",
+                          "Support": "Customer Care"})  # Sales is unmapped now
+    run, found = real_run(world)
+    assert run["status"] == "done", run
+    assert "tom.maier@acme.example" in emails(found, "new_hire")          # 1029 onboarding
+    assert "tim.lange@acme.example" in emails(found, "deactivation_scheduled")  # last day +7
+    assert emails(found, "deactivated", "done") == ["sarah.koenig@acme.example"]  # left -30
+    assert "ben.braun@acme.example" in emails(found, "team_changed")      # Customer Care
+    assert "marie.wolf@acme.example" in emails(found, "manager_changed")  # CEO on platform
+    assert emails(found, "unmapped_team")                                 # Sales
+    assert emails(found, "platform_only") == ["it-admin@acme.example"]
+    users = {u["userName"].lower(): u for u in world.sandbox.state()["scim_users"]}
+    assert users["sarah.koenig@acme.example"]["active"] is False
+    assert users["ceo@acme.example"]["active"] is True
+
+
+def test_a_run_finds_the_time_sync_kinds(world):
+    world.reset()
+    run, found = real_run(world)
+    assert emails(found, "absence_created")      # approved time-offs -> MOCO schedules
+    assert emails(found, "attendance_pushed")    # MOCO presences -> Personio attendances
+    # Undo one of each upstream: the next run removes what rosterd made.
+    st = world.sandbox.state()
+    pushed = next(f for f in found if f["kind"] == "attendance_pushed")
+    mine = [p for p in st["presences"] if p["user_id"] == world.person(
+        next(e["id"] for e in st["employees"] if e["email"] == pushed["email"]))["moco_user_id"]]
+    world.sandbox.fixtures({"delete": {"moco_presences": [mine[0]["id"]]}})
+    toff = next(t for t in st["time_offs"] if t["status"] == "approved" and t["id"] == 30002)
+    world.sandbox.fixtures({"personio_time_offs": [dict(toff, status="cancelled")]})
+    run, found = real_run(world)
+    assert emails(found, "attendance_removed") == [pushed["email"]]
+    assert "lukas.meyer@acme.example" in emails(found, "absence_removed")
+
+
+def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(world):
+    world.reset()
+    world.reconcile("--dry-run")
+    dry = world.run_findings(world.runs()[-1]["id"])
+    assert world.writes() == []
+    real = real_run(world)[1]
+
+    def shape(fs):
+        return sorted((f["kind"], f["email"], "done" if f["result"] == "planned" else f["result"])
+                      for f in fs)
+    assert shape(dry) == shape(real)
+    assert {f["kind"] for f in real} | {"deactivation_held", "conflict", "error",
+                                        "attendance_removed", "absence_removed"} >= ALL_KINDS - {
+        "unmapped_team"}
+
+
+def test_the_real_deactivation_step_honours_the_breaker(world):
+    world.reset(policy={"max_deactivations_per_run": 1})
+    emps = {e["id"]: e for e in world.sandbox.state()["employees"]}
+    past = (dt.date.today() - dt.timedelta(days=3)).isoformat()
+    world.sandbox.fixtures({"personio_employees": [
+        dict(emps[i], last_working_day=past, termination_date=past) for i in (1007, 1008)]})
+    run, found = real_run(world)
+    assert run["status"] == "held" and run["planned_deactivations"] == 3, run
+    assert emails(found, "deactivation_held") == ["anna.weber@acme.example",
+                                                  "lukas.meyer@acme.example",
+                                                  "sarah.koenig@acme.example"]
+    assert not [w for w in world.writes("scim") if '"active"' in (w["body"] or "")]
+    world.ctl("reconcile", "approve", str(run["id"]))
+    users = {u["userName"].lower(): u for u in world.sandbox.state()["scim_users"]}
+    assert not any(users[e]["active"] for e in ("anna.weber@acme.example",
+                                                "lukas.meyer@acme.example",
+                                                "sarah.koenig@acme.example"))
