@@ -96,8 +96,8 @@ static int script_run(struct rd_job_ctx *ctx)
 }
 
 static const struct rd_handler handlers[] = {
-    {.kind = "noop", .run = noop_run},
-    {.kind = "test.script", .run = script_run},
+    {.kind = "noop", .run = noop_run, .test_only = true},
+    {.kind = "test.script", .run = script_run, .test_only = true},
 };
 
 const struct rd_capability rd_cap_noop = {

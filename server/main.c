@@ -239,7 +239,8 @@ int main(int argc, char **argv)
         goto out;
     }
     rd_log_setup(d.cfg.log_level, d.cfg.log_format);
-    if (rd_secret_key_load(d.cfg.secret_key_file, d.key, err, sizeof(err)) != 0) {
+    if (rd_secret_keys_load(d.cfg.secret_key_file, d.cfg.secret_key_previous_file, d.key, err,
+                            sizeof(err)) != 0) {
         rd_log_error("%s", err);
         fprintf(stderr, "rosterd: %s\n", err);
         goto out;
@@ -288,6 +289,7 @@ out:
         free(admin_token);
     }
     rd_memzero(d.key, sizeof(d.key));
+    rd_secret_key_clear_previous();
     rd_config_free(&d.cfg);
     rd_log_redact_clear();
     return rc;

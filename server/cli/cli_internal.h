@@ -143,4 +143,10 @@ extern const char rd_cli_usage_jobs_list[];
 int rd_cli_events_replay(struct rd_cli *cli, int argc, char **argv);
 int rd_cli_jobs_list(struct rd_cli *cli, int argc, char **argv);
 
+/* cli_secrets.c */
+extern const char rd_cli_usage_secrets_rotate[];
+extern const char rd_cli_usage_secrets_status[];
+int rd_cli_secrets_rotate(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_secrets_status(struct rd_cli *cli, int argc, char **argv);
+
 #endif

@@ -81,6 +81,10 @@ static const struct rd_cli_command commands[] = {
     {"events", "replay", rd_cli_events_replay, rd_cli_usage_events_replay,
      "queue failed or dead events again (by ID or filter, --dry-run)"},
     {"jobs", "list", rd_cli_jobs_list, rd_cli_usage_jobs_list, "list queued jobs"},
+    {"secrets", "rotate-key", rd_cli_secrets_rotate, rd_cli_usage_secrets_rotate,
+     "re-seal every stored secret under a new secret key"},
+    {"secrets", "status", rd_cli_secrets_status, rd_cli_usage_secrets_status,
+     "which key each stored secret is sealed under"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
