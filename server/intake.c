@@ -29,6 +29,7 @@
 
 #include "intake_internal.h"
 #include "rosterd/connection.h"
+#include "rosterd/jsonx.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 #include "rosterd/metrics.h"
@@ -402,7 +403,11 @@ static char *headers_json(struct evkeyvalq *hs)
 /* Parses the body as one strict UTF-8 JSON value. Returns a new object or NULL. */
 static struct json_object *parse_body(struct json_tokener *tok, const char *body, size_t len)
 {
-    if (len == 0 || memchr(body, '\0', len))
+    /*
+     * Strict UTF-8 first: json-c lets overlong forms through, Postgres does not,
+     * and one such row would fail the whole group commit it shares with others.
+     */
+    if (len == 0 || !rd_utf8_valid(body, len))
         return NULL;
     json_tokener_reset(tok);
     struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
