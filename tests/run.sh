@@ -34,7 +34,7 @@ fail_note() { notes+=("$1"); }
 # ---------------------------------------------------------------- 1. packages
 packages=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
           libcurl4-openssl-dev libjson-c-dev libcmocka-dev postgresql python3-pytest
-          python3-psycopg2 valgrind clang libclang-rt-14-dev openssl cppcheck)
+          python3-psycopg2 valgrind clang libclang-rt-14-dev openssl cppcheck socat clang-format)
 
 is_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

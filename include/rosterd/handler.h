@@ -12,7 +12,8 @@
  *   sweep.attendance  hourly per connection; sweep.absence daily; reconcile nightly
  *   noop              test.* event types: does nothing (tests, benchmarks)
  *   test.script       test.script* event types: sleeps/fails as the body says (tests)
- *                     (noop and test.script run only with test_handlers = on in
+ *   test.upstream     test.upstream* event types: one upstream write per event (tests)
+ *                     (the three test kinds run only with test_handlers = on in
  *                     rosterd.conf; otherwise they finish with "test handlers are off")
  *   unrouted          any other event type: no handler, finished as done 'no handler'
  * A kind with no registered handler is finished as done with the note 'no handler'.
