@@ -20,7 +20,6 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import helpers as H
-from conftest import apply_connection
 
 
 def key_id(raw):
@@ -52,17 +51,17 @@ def opens_with(raw, name, blob):
 # --------------------------------------------------------------------------- rotation
 
 @pytest.fixture
-def rot(pg, make_conf, tmp_path):
+def rot(pg, make_conf, tmp_path, connection):
     """A database of its own with two connections sealed under key 1."""
     dbname = "rot_" + uuid.uuid4().hex[:10]
     pg.create_db(dbname)
     k1, raw1 = new_key(tmp_path, "key1")
     conf1 = make_conf(database_url=pg.url_for(dbname), secret_key_file=k1)
     H.rosterctl(conf1, "migrate")
-    conns = {"acme": apply_connection(conf1, tmp_path, "acme"),
-             "relay": apply_connection(conf1, tmp_path, "relay", sw_sources=("personio",))}
+    conns = {"acme": connection("acme", conf=conf1),
+             "relay": connection("relay", sw_sources=("personio",), conf=conf1)}
     return dict(dbname=dbname, k1=k1, raw1=raw1, conf1=conf1, conns=conns, tmp=tmp_path,
-                url=pg.url_for(dbname))
+                url=pg.url_for(dbname), apply=connection)
 
 
 @pytest.mark.slow
@@ -124,8 +123,7 @@ def test_rotate_key_is_one_transaction(pg, make_conf, rot):
     # One row sealed under a key nobody has: the rotation must change nothing at all.
     stray = rot["tmp"] / "stray.key"
     stray.write_bytes(secrets.token_bytes(32))
-    apply_connection(make_conf(database_url=rot["url"], secret_key_file=stray), rot["tmp"],
-                     "zeta")
+    rot["apply"]("zeta", conf=make_conf(database_url=rot["url"], secret_key_file=stray))
     before = sealed_rows(pg, rot["dbname"])
     k2, _ = new_key(rot["tmp"], "key2")
     res = H.rosterctl(rot["conf1"], "secrets", "rotate-key", str(k2), check=False)
