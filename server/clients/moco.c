@@ -602,6 +602,11 @@ int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     json_object_object_add(body, "pm", json_object_new_boolean(s->pm));
     if (s->comment)
         json_object_object_add(body, "comment", json_object_new_string(s->comment));
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "moco", "POST", "/schedules", body, &aid, err) != 0) {
+        json_object_put(body);
+        return -1;
+    }
     char *url = rd_asprintf("%s/schedules", m->base_url);
     struct rd_http_response resp;
     /*
@@ -626,8 +631,8 @@ int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     }
     if (*id_out > 0)
         json_object_object_add(body, "id", json_object_new_int64(*id_out));
-    (void)rd_audit_ctx_record(audit, "moco", "POST", "/schedules", body, rc == 0 ? "ok" : "failed",
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, body, rc == 0 ? "ok" : "failed", (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(body);
     return rc;
@@ -639,6 +644,9 @@ int rd_moco_delete_schedule(struct rd_moco *m, int64_t id, const struct rd_audit
     *gone = false;
     char path[64];
     snprintf(path, sizeof(path), "/schedules/%lld", (long long)id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "moco", "DELETE", path, NULL, &aid, err) != 0)
+        return -1;
     char *url = rd_asprintf("%s%s", m->base_url, path);
     struct rd_http_response resp;
     int rc = moco_call(m, "DELETE", url, path, NULL, true, deadline, &resp, err);
@@ -648,9 +656,8 @@ int rd_moco_delete_schedule(struct rd_moco *m, int64_t id, const struct rd_audit
         rc = 0;
         memset(err, 0, sizeof(*err));
     }
-    (void)rd_audit_ctx_record(audit, "moco", "DELETE", path, NULL,
-                              rc == 0 ? (*gone ? "not_found" : "ok") : "failed", (int)resp.status,
-                              rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, NULL, rc == 0 ? (*gone ? "not_found" : "ok") : "failed",
+                           (int)resp.status, rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     return rc;
 }

@@ -827,6 +827,13 @@ int rd_personio_create_attendance(struct rd_personio *p, const struct rd_personi
     json_object_array_add(arr, json_object_get(item));
     json_object_object_add(body, "attendances", arr);
     json_object_object_add(body, "skip_approval", json_object_new_boolean(skip_approval));
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "personio", "POST", "/v1/company/attendances", item, &aid, err) !=
+        0) {
+        json_object_put(item);
+        json_object_put(body);
+        return -1;
+    }
     struct rd_http_response resp;
     /*
      * Not idempotent (a blind repeat could double the period): after an answer
@@ -853,9 +860,8 @@ int rd_personio_create_attendance(struct rd_personio *p, const struct rd_personi
     }
     if (*id_out > 0)
         json_object_object_add(item, "id", json_object_new_int64(*id_out));
-    (void)rd_audit_ctx_record(audit, "personio", "POST", "/v1/company/attendances", item,
-                              outcome_of(rc, *overlap, false), (int)resp.status,
-                              rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, item, outcome_of(rc, *overlap, false), (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(item);
     json_object_put(body);
@@ -871,14 +877,19 @@ int rd_personio_update_attendance(struct rd_personio *p, const struct rd_personi
     json_object_object_add(body, "skip_approval", json_object_new_boolean(skip_approval));
     char path[64];
     snprintf(path, sizeof(path), "/v1/company/attendances/%lld", (long long)a->id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "personio", "PATCH", path, body, &aid, err) != 0) {
+        json_object_put(body);
+        return -1;
+    }
     struct rd_http_response resp;
     int rc = personio_call(p, "PATCH", path, path,
                            json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), true,
                            deadline, &resp, err);
     if (rc != 0 && resp.status == 400)
         *overlap = rd_personio_is_overlap_error(resp.body.data, resp.body.len);
-    (void)rd_audit_ctx_record(audit, "personio", "PATCH", path, body, outcome_of(rc, *overlap, false),
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, body, outcome_of(rc, *overlap, false), (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(body);
     return rc;
@@ -892,6 +903,9 @@ int rd_personio_delete_attendance(struct rd_personio *p, int64_t id, bool skip_a
     char path[64], path_q[96];
     snprintf(path, sizeof(path), "/v1/company/attendances/%lld", (long long)id);
     snprintf(path_q, sizeof(path_q), "%s?skip_approval=%s", path, skip_approval ? "true" : "false");
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "personio", "DELETE", path, NULL, &aid, err) != 0)
+        return -1;
     struct rd_http_response resp;
     int rc = personio_call(p, "DELETE", path_q, path, NULL, true, deadline, &resp, err);
     if (rc != 0 && resp.status == 404) {
@@ -899,8 +913,8 @@ int rd_personio_delete_attendance(struct rd_personio *p, int64_t id, bool skip_a
         rc = 0;
         memset(err, 0, sizeof(*err));
     }
-    (void)rd_audit_ctx_record(audit, "personio", "DELETE", path, NULL, outcome_of(rc, false, *gone),
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, NULL, outcome_of(rc, false, *gone), (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     return rc;
 }

@@ -430,6 +430,11 @@ int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
         json_object_object_add(ent, "manager", mg);
     }
     json_object_object_add(b, SCIM_ENT, ent);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "scim", "POST", "/Users", b, &aid, err) != 0) {
+        json_object_put(b);
+        return -1;
+    }
     char *text = json_text(b);
     struct rd_http_response resp;
     /*
@@ -456,9 +461,9 @@ int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
     }
     if (out->id)
         json_object_object_add(b, "id", json_object_new_string(out->id));
-    (void)rd_audit_ctx_record(audit, "scim", "POST", "/Users", b,
-                              rc == 0 ? "ok" : resp.status == 409 ? "conflict" : "failed",
-                              (int)resp.status,
+    (void)rd_audit_ctx_end(audit, aid, b,
+                           rc == 0 ? "ok" : resp.status == 409 ? "conflict" : "failed",
+                           (int)resp.status,
                               rc != 0       ? err->msg
                               : resp.landed ? "answer lost; the user was found on reading back"
                                             : NULL);
@@ -479,13 +484,19 @@ static int patch(struct rd_scim *s, const char *kind, const char *id, struct jso
     struct rd_buf path = {0};
     rd_buf_printf(&path, "/%s/", kind);
     rd_http_urlencode(&path, id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "scim", "PATCH", path.data, b, &aid, err) != 0) {
+        rd_buf_free(&path);
+        json_object_put(b);
+        return -1;
+    }
     char *text = json_text(b);
     struct rd_http_response resp;
     int rc = rd_scim_call(s, "scim", s->scim_base, "PATCH", path.data, path.data, text, true,
                           deadline, rd_scim_error_message, &resp, err);
     free(text);
-    (void)rd_audit_ctx_record(audit, "scim", "PATCH", path.data, b, rc == 0 ? "ok" : "failed",
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, b, rc == 0 ? "ok" : "failed", (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     rd_buf_free(&path);
     json_object_put(b);

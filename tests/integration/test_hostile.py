@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -40,42 +39,51 @@ def stored_with(pg, marker):
 
 
 def raw_exchange(d, data_chunks, timeout=20):
-    """Sends the chunks over one verified TLS connection from a thread (the server may
-    answer and close before it has read them all) and returns whatever came back."""
+    """Sends the chunks over one verified TLS connection while reading what comes back
+    (the server may answer and close before it has read them all). One thread, a
+    non-blocking socket: an SSL object must not be used from two threads at once."""
+    import selectors
     raw = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
     s = H.tls_context(d.ca).wrap_socket(raw, server_hostname="127.0.0.1")
-    sent = {"bytes": 0}
-
-    def writer():
-        try:
-            for c in data_chunks:
-                s.sendall(c)
-                sent["bytes"] += len(c)
-        except (OSError, ssl.SSLError):
-            pass
-
-    t = threading.Thread(target=writer, daemon=True)
-    t.start()
-    got = b""
+    s.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    pending = b"".join(data_chunks)
+    sent, got = 0, b""
+    deadline = time.monotonic() + timeout
     try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-            if b"\r\n\r\n" in got and b"Content-Length" not in got.split(b"\r\n\r\n")[0]:
-                break
-            head, _, rest = got.partition(b"\r\n\r\n")
-            if rest or b"\r\n\r\n" in got:
-                length = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
-                if length and len(rest) >= int(length[0].split(b":")[1]):
+        while time.monotonic() < deadline and not _answer_complete(got):
+            sel.select(0.2)
+            if sent < len(pending):
+                try:
+                    sent += s.send(pending[sent:sent + 65536])
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    pass
+                except (OSError, ssl.SSLError):
+                    sent = len(pending) + 1  # the server closed: stop writing, keep reading
+            if sent >= len(pending):
+                sel.modify(s, selectors.EVENT_READ)
+            try:
+                chunk = s.recv(65536)
+                if not chunk:
                     break
-    except (OSError, ssl.SSLError):
-        pass
+                got += chunk
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                pass
+            except (OSError, ssl.SSLError):
+                break
     finally:
+        sel.close()
         s.close()
-    t.join(timeout)
-    return got, sent["bytes"]
+    return got, min(sent, len(pending))
+
+
+def _answer_complete(got):
+    head, sep, rest = got.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    length = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
+    return not length or len(rest) >= int(length[0].split(b":")[1])
 
 
 def status_of(answer):
@@ -514,3 +522,16 @@ def test_hostile_upstream_fails_the_job_with_a_message_and_a_retry(world, how):
                            " ORDER BY id", (ev,))
     assert attempts[0][0] == "failed" and want in attempts[0][1], attempts
     assert attempts[-1][0] == "done"
+
+
+def test_no_write_goes_out_that_the_audit_table_cannot_record(up, sandbox, pg):
+    """The audit row is written before the request: with no audit table to write to,
+    nothing is sent, and the error says why (transient: the job retries)."""
+    dbname = "noaudit_" + uuid.uuid4().hex[:8]
+    pg.create_db(dbname)  # no migrations: upstream_audit does not exist
+    args, path, existing = CREATES["scim"]
+    out = up(*args, env={"PROBE_DATABASE_URL": pg.url_for(dbname), "PROBE_REASON": "event:1"})
+    assert not out["ok"]
+    assert out["error"]["permanent"] is False
+    assert "scim POST /Users: not sent: the audit row cannot be written" in out["error"]["msg"]
+    assert writes_to(sandbox, "scim", path) == [] and existing(sandbox.state()) == []

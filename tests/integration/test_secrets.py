@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import subprocess
-import time
 import uuid
 
 import pytest
