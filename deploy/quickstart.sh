@@ -203,6 +203,19 @@ if not msgs:
 for m in msgs:
     print("    -", (m.get("text") or "").replace("\n", " ")[:160])'
 
+say "People lifecycle: a new hire and a leaver (rosterctl hires, rosterctl deactivations)"
+note "Tom Maier's person.created gave the admins one new-hire alert; nobody was invited:"
+curl -s --cacert "$state/ca.pem" "$sandbox/_control/slack" | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    if (m.get("text") or "").startswith("New hire:"):
+        for line in m["text"].splitlines():
+            print("      " + line)'
+ctl hires list --connection acme | sed 's/^/    /'
+note "Tim Lange's last working day is a deactivation at local midnight after it (UTC and local):"
+ctl deactivations upcoming --connection acme | sed 's/^/    /'
+note "invite Tom: $bin/rosterctl -c $state/rosterd.conf hires invite tom.maier@acme.example --connection acme"
+
 say "Where to look"
 note "rosterctl:   $bin/rosterctl -c $state/rosterd.conf events list | events show ID | connection show acme"
 note "metrics:     curl http://127.0.0.1:$admin/metrics"

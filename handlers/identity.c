@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <json-c/json.h>
+
 #include "rosterd/db.h"
 #include "rosterd/handler.h"
 #include "rosterd/log.h"
@@ -153,9 +155,13 @@ static int follow_email(struct rd_sync *s, const struct rd_personio_employee *e,
     char *old = rd_strdup(u->user_name);
     int rc = 0;
     if (!s->dry_run) {
+        /* the audit row keeps the address the account had */
+        struct rd_audit_ctx a = *rd_sync_audit(s);
+        a.before = json_object_new_object();
+        json_object_object_add(a.before, "userName", json_object_new_string(old));
         struct rd_scim *sc = rd_sync_scim(s, err);
-        rc = sc ? rd_scim_set_user_name(sc, u->id, e->email, rd_sync_audit(s), s->deadline, err)
-                : -1;
+        rc = sc ? rd_scim_set_user_name(sc, u->id, e->email, &a, s->deadline, err) : -1;
+        json_object_put(a.before);
     }
     if (rc == 0) {
         rd_sync_finding(s, "linked", e->email, "platform userName and e-mail set to the new address",

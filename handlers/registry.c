@@ -10,6 +10,7 @@ static const struct rd_capability *const capabilities[] = {
     &rd_cap_noop,
     &rd_cap_identity,
     &rd_cap_person,
+    &rd_cap_deactivation,
 };
 
 const struct rd_capability *const *rd_handler_capabilities(size_t *n)

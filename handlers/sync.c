@@ -41,9 +41,9 @@ struct time_off_slot {
 };
 
 struct rd_sync_cache {
-    struct time_off_slot *toffs;
+    struct time_off_slot **toffs; /* slots never move: their lists are handed out */
     size_t ntoffs;
-    struct emp_slot *emps; /* read one by one */
+    struct emp_slot **emps; /* read one by one; slots never move (pointers are handed out) */
     size_t nemps;
     bool have_all_emps;
     struct rd_personio_employee_list all_emps;
@@ -151,11 +151,15 @@ static void findings_free(struct rd_sync *s)
 void rd_sync_cache_clear(struct rd_sync *s)
 {
     struct rd_sync_cache *c = s->cache;
-    for (size_t i = 0; i < c->ntoffs; i++)
-        rd_personio_time_off_list_free(&c->toffs[i].list);
+    for (size_t i = 0; i < c->ntoffs; i++) {
+        rd_personio_time_off_list_free(&c->toffs[i]->list);
+        free(c->toffs[i]);
+    }
     free(c->toffs);
-    for (size_t i = 0; i < c->nemps; i++)
-        rd_personio_employee_clear(&c->emps[i].e);
+    for (size_t i = 0; i < c->nemps; i++) {
+        rd_personio_employee_clear(&c->emps[i]->e);
+        free(c->emps[i]);
+    }
     free(c->emps);
     rd_personio_employee_list_free(&c->all_emps);
     rd_scim_user_list_free(&c->scim);
@@ -540,9 +544,9 @@ int rd_sync_employee(struct rd_sync *s, int64_t id, const struct rd_personio_emp
         return 0;
     }
     for (size_t i = 0; i < c->nemps; i++)
-        if (c->emps[i].id == id) {
-            *gone = c->emps[i].gone;
-            *out = *gone ? NULL : &c->emps[i].e;
+        if (c->emps[i]->id == id) {
+            *gone = c->emps[i]->gone;
+            *out = *gone ? NULL : &c->emps[i]->e;
             return 0;
         }
     struct rd_personio *p = rd_sync_personio(s, err);
@@ -556,7 +560,8 @@ int rd_sync_employee(struct rd_sync *s, int64_t id, const struct rd_personio_emp
     if (rc != 0)
         rd_personio_employee_clear(&e);
     c->emps = rd_realloc(c->emps, (c->nemps + 1) * sizeof(*c->emps));
-    struct emp_slot *slot = &c->emps[c->nemps++];
+    struct emp_slot *slot = rd_calloc(1, sizeof(*slot));
+    c->emps[c->nemps++] = slot;
     slot->id = id;
     slot->gone = rc != 0;
     slot->e = e;
@@ -737,7 +742,7 @@ int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, 
     struct rd_sync_cache *c = s->cache;
     size_t wide = SIZE_MAX;
     for (size_t i = 0; i < c->ntoffs; i++) {
-        struct time_off_slot *t = &c->toffs[i];
+        struct time_off_slot *t = c->toffs[i];
         if (t->employee_id == employee_id && strcmp(t->from, from) == 0 && strcmp(t->to, to) == 0) {
             *out = &t->list;
             return 0;
@@ -745,21 +750,23 @@ int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, 
         if (t->employee_id == 0 && strcmp(t->from, from) <= 0 && strcmp(t->to, to) >= 0)
             wide = i;
     }
-    c->toffs = rd_realloc(c->toffs, (c->ntoffs + 1) * sizeof(*c->toffs));
-    struct time_off_slot *slot = &c->toffs[c->ntoffs];
-    memset(slot, 0, sizeof(*slot));
+    struct time_off_slot *slot = rd_calloc(1, sizeof(*slot));
     slot->employee_id = employee_id;
     snprintf(slot->from, sizeof(slot->from), "%s", from);
     snprintf(slot->to, sizeof(slot->to), "%s", to);
-    if (wide != SIZE_MAX) { /* index, not pointer: the realloc above may have moved it */
-        filter_time_offs(&c->toffs[wide].list, employee_id, from, to, &slot->list);
+    if (wide != SIZE_MAX) {
+        filter_time_offs(&c->toffs[wide]->list, employee_id, from, to, &slot->list);
     } else {
         struct rd_personio *p = rd_sync_personio(s, err);
         if (!p || rd_personio_list_time_offs(p, from, to, employee_id, s->deadline, &slot->list,
-                                             err) != 0)
+                                             err) != 0) {
+            rd_personio_time_off_list_free(&slot->list);
+            free(slot);
             return -1;
+        }
     }
-    c->ntoffs++;
+    c->toffs = rd_realloc(c->toffs, (c->ntoffs + 1) * sizeof(*c->toffs));
+    c->toffs[c->ntoffs++] = slot;
     *out = &slot->list;
     return 0;
 }

@@ -19,6 +19,7 @@ FIXTURES = [
     ("moco_schedules", "schedules", seed.norm_schedule),
     ("scim_users", "scim_users", None),
     ("scim_groups", "scim_groups", None),
+    ("platform_delegations", "delegations", seed.norm_delegation),
 ]
 FIXTURE_KEYS = {k: coll for k, coll, _ in FIXTURES}
 
@@ -222,10 +223,11 @@ def fixtures(st, req):
     body = _body(req)
     replace = body.get("mode", "merge") == "replace"
     gen = body.get("generate") or {}
-    unknown = set(body) - set(FIXTURE_KEYS) - {"mode", "generate", "delete", "credentials",
-                                               "slack_hooks"}
+    unknown = set(body) - set(FIXTURE_KEYS) - {"mode", "generate", "delete", "update",
+                                               "credentials", "slack_hooks"}
     if unknown:
         raise ValueError("unknown fixture keys: %s" % ", ".join(sorted(unknown)))
+    updated = _update(st, body.get("update") or {})
     for key, ids in (body.get("delete") or {}).items():
         coll = getattr(st, FIXTURE_KEYS[key])
         for i in ids:
@@ -243,7 +245,39 @@ def fixtures(st, req):
     st.moco_keys.update(cred.get("moco_keys") or {})
     st.platform_tokens.update(cred.get("platform_tokens") or [])
     st.slack_hooks.update(body.get("slack_hooks") or [])
-    return jresp(200, {"created": created})
+    out = {"created": created}
+    if updated:
+        out["updated"] = updated
+    return jresp(200, out)
+
+
+# Fields that say "this record changed" and are bumped by an update.
+_TOUCH = {"employees": "last_modified_at", "time_offs": "updated_at", "attendances": "updated_at",
+          "moco_users": "updated_at", "presences": "updated_at", "schedules": "updated_at"}
+
+
+def _update(st, spec):
+    """{"personio_employees": [{"id": 1021, "termination_date": null}]} changes only the
+    fields given (as HR editing a record would), then normalises the record again."""
+    norms = {k: (coll, norm) for k, coll, norm in FIXTURES}
+    done = {}
+    for key, items in spec.items():
+        if key not in norms or norms[key][1] is None:
+            raise ValueError("cannot update %s" % key)
+        coll_name, norm = norms[key]
+        coll = getattr(st, coll_name)
+        for item in items:
+            rid = to_int(item.get("id")) if coll_name != "delegations" else item.get("id")
+            if rid not in coll:
+                raise ValueError("%s: no record with id %r" % (key, item.get("id")))
+            rec = dict(coll[rid])
+            rec.update(item)
+            rec["id"] = rid
+            if coll_name in _TOUCH:
+                rec[_TOUCH[coll_name]] = None
+            coll[rid] = norm(st, rec)
+            done.setdefault(key, []).append(rid)
+    return done
 
 
 def handle(st, req):

@@ -266,6 +266,13 @@ def get_time_off(st, req, tid):
     return jresp(200, {"success": True, "data": render_time_off(st, t)})
 
 
+def delete_time_off(st, req, tid):
+    """DELETE /v1/company/time-offs/{id} (spec 1.3): HR withdraws an absence."""
+    if st.time_offs.pop(int(tid), None) is None:
+        return err(404, "Time-off period not found")
+    return jresp(200, {"success": True, "data": {"message": "The absence period was deleted."}})
+
+
 def list_time_off_types(st, req):
     return jresp(200, {"success": True, "data": [
         {"type": "TimeOffType", "attributes": dict(tt)}
@@ -422,6 +429,7 @@ def _routes(st):
         R("GET", r"/v1/company/employees/(\d+)", lambda r, i: get_employee(st, r, i)),
         R("GET", r"/v1/company/time-offs", lambda r: list_time_offs(st, r)),
         R("GET", r"/v1/company/time-offs/(\d+)", lambda r, i: get_time_off(st, r, i)),
+        R("DELETE", r"/v1/company/time-offs/(\d+)", lambda r, i: delete_time_off(st, r, i)),
         R("GET", r"/v1/company/time-off-types", lambda r: list_time_off_types(st, r)),
         R("GET", r"/v1/company/attendances", lambda r: list_attendances(st, r)),
         R("POST", r"/v1/company/attendances", lambda r: create_attendances(st, r)),

@@ -207,6 +207,24 @@ def norm_schedule(st, d):
     return s
 
 
+def norm_delegation(st, d):
+    """A platform approval delegation as the delegation API stores it (fixtures: a
+    delegation someone else made, e.g. by hand on the platform)."""
+    rec = dict(d)
+    rec.setdefault("id", "dlg_%04d" % st.seq("delegation"))
+    for ref in ("approver", "delegate"):
+        u = next((x for x in st.scim_users.values()
+                  if x["id"] == rec.get(ref) or x["userName"].lower() == str(rec.get(ref)).lower()),
+                 None)
+        if u is None:
+            raise ValueError("%s %r is not a platform user" % (ref, rec.get(ref)))
+        rec[ref], rec[ref + "_id"] = u["userName"], u["id"]
+    rec.setdefault("reason", "")
+    rec.setdefault("external_id", None)
+    rec.setdefault("created_at", iso_utc())
+    return rec
+
+
 def scim_user_body(st, d):
     """Short form {email, given_name, family_name, active, department, manager_email,
     external_id, id} or a full SCIM body (has userName) -> SCIM body."""

@@ -10,6 +10,7 @@
  *   moco.presence     Presence.* (subject = MOCO user id)
  *   moco.user         User.*
  *   sweep.attendance  hourly per connection; sweep.absence daily; reconcile nightly
+ *   lifecycle.deactivate  a scheduled last-day deactivation (subject = Personio id)
  *   noop              test.* event types: does nothing (tests, benchmarks)
  *   test.script       test.script* event types: sleeps/fails as the body says (tests)
  *   test.upstream     test.upstream* event types: one upstream write per event (tests)
@@ -91,6 +92,7 @@ struct rd_capability {
 extern const struct rd_capability rd_cap_noop;
 extern const struct rd_capability rd_cap_identity; /* identity.c: moco.user */
 extern const struct rd_capability rd_cap_person;   /* person.c: personio.person */
+extern const struct rd_capability rd_cap_deactivation; /* deactivation.c: lifecycle.deactivate */
 
 /* The handler for kind, or NULL. Static data, thread-safe. */
 const struct rd_handler *rd_handler_find(const char *kind);

@@ -143,6 +143,14 @@ extern const char rd_cli_usage_jobs_list[];
 int rd_cli_events_replay(struct rd_cli *cli, int argc, char **argv);
 int rd_cli_jobs_list(struct rd_cli *cli, int argc, char **argv);
 
+/* cli_people.c */
+extern const char rd_cli_usage_hires_list[];
+extern const char rd_cli_usage_hires_invite[];
+extern const char rd_cli_usage_deactivations_upcoming[];
+int rd_cli_hires_list(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_hires_invite(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_deactivations_upcoming(struct rd_cli *cli, int argc, char **argv);
+
 /* cli_secrets.c */
 extern const char rd_cli_usage_secrets_rotate[];
 extern const char rd_cli_usage_secrets_status[];

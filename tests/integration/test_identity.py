@@ -31,8 +31,11 @@ def test_existing_account_is_linked_by_email_and_pinned(world):
     assert p["scim_id"] == ids["scim_user_id"]
     assert p["moco_user_id"] == ids["moco_user_id"] == 9003
     linked = world.findings("linked")
-    assert [f["email"] for f in linked] == ["jonas.becker@acme.example"] * 2
-    assert "linked" in row["note"] and "jonas.becker@acme.example" in row["note"]
+    assert [f["email"] for f in linked if f["email"] == "jonas.becker@acme.example"] == [
+        "jonas.becker@acme.example"] * 2
+    # and the supervisor, whose account the movers step needs as Jonas's manager
+    assert {f["email"] for f in linked} == {"jonas.becker@acme.example", "ceo@acme.example"}
+    assert "linked jonas.becker@acme.example (platform, MOCO)" in row["note"]
     # Linking reads; it writes nothing upstream.
     assert world.writes("scim") == [] and world.writes("moco") == []
 
@@ -73,6 +76,8 @@ def test_email_change_updates_the_linked_account_instead_of_making_a_stranger(wo
     # Audited with the event as the reason.
     audit = [a for a in world.audit("scim") if a["method"] == "PATCH"]
     assert [a["reason"] for a in audit] == [f"event:{ev}"]
+    assert world.query("SELECT before FROM upstream_audit WHERE connection_id = %s"
+                       " AND method = 'PATCH'", (world.connection_id,)) == [({"userName": old},)]
 
     # A replay of the same event converges to the same truth: no second write.
     world.sandbox.call("DELETE", "/requests")

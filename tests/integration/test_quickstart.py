@@ -23,6 +23,11 @@ def test_quickstart_shows_the_flow_and_cleans_up():
     assert '{"error":"unauthorized"}' in out
     for event in ("person.created", "employment.updated", "Presence.create"):
         assert f"({event}," in out and "done after 1 run(s)" in out, out
+    # the people lifecycle: Tom's new-hire alert and Tim's upcoming deactivation
+    assert "New hire: Tom Maier (tom.maier@acme.example) starts on" in out
+    assert "rosterctl hires invite tom.maier@acme.example --connection acme" in out
+    assert "tom.maier@acme.example  Tom Maier  Backend  Engineering" in out
+    assert "tim.lange@acme.example  Tim Lange" in out and "Europe/Berlin  scheduled" in out
     assert "stopped everything it started" in out
     # nothing it started is left running
     left = subprocess.run(["pgrep", "-f", os.path.join(ROOT, ".rosterd", "rosterd.conf")],

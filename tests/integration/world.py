@@ -17,6 +17,7 @@ reset() is cheap (no restart): it waits for the queue to go quiet, deletes this
 connection's rows, resets the sandbox and re-applies the connection document
 with the changes a test asks for.
 """
+import contextlib
 import copy
 import json
 import secrets
@@ -230,6 +231,14 @@ class World:
     def query(self, sql, params=None):
         return self.pg.query(sql, params, dbname=self.dbname)
 
+    def execute(self, sql, params=None):
+        """Runs one statement and commits it (query() never commits); returns its rows."""
+        with self.pg.connect(self.dbname) as c, c.cursor() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall() if cur.description else None
+        c.close()
+        return rows
+
     def one(self, sql, params=None):
         rows = self.query(sql, params)
         assert rows and len(rows) == 1, f"expected one row from {sql!r}, got {rows!r}"
@@ -272,10 +281,14 @@ class World:
         """Queues one job of kind now (as the scheduler or a handler would) and waits for
         it to finish; returns (state, note, last_error) from jobs_history or the dead job."""
         key = f"{self.connection_id}:test:{uuid.uuid4().hex}"
-        job_id = self.one("INSERT INTO jobs (kind, key, connection_id, subject, payload)"
-                          " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                          (kind, key, self.connection_id, subject,
-                           json.dumps(payload) if payload is not None else None))
+        [(job_id,)] = self.execute("INSERT INTO jobs (kind, key, connection_id, subject, payload)"
+                                   " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                                   (kind, key, self.connection_id, subject,
+                                    json.dumps(payload) if payload is not None else None))
+        return self.wait_job(job_id, timeout)
+
+    def wait_job(self, job_id, timeout=60):
+        """Waits until job_id is finished (jobs_history) or dead; (state, note, last_error)."""
         deadline = time.monotonic() + timeout
         while True:
             rows = self.query("SELECT state, note, last_error FROM jobs_history WHERE id = %s",
@@ -286,7 +299,7 @@ class World:
             if rows:
                 return rows[0]
             if time.monotonic() > deadline:
-                raise H.HarnessError(f"job {kind} {job_id} not finished after {timeout}s:\n"
+                raise H.HarnessError(f"job {job_id} not finished after {timeout}s:\n"
                                      f"{self.daemon.log_tail(30)}")
             time.sleep(0.1)
 
@@ -350,6 +363,58 @@ class World:
                         target=target, event=event)
         assert r.status == expect, f"moco {target}.{event}: {r.status} {r.body[:300]!r}"
         return r.json().get("event_id") if r.status in (200, 202) else None
+
+    # ---- people lifecycle (tests/integration/test_onboarding.py and friends) -----
+    def update(self, collection, *records):
+        """Changes only the given fields of sandbox records, as HR editing them would:
+        update("personio_employees", {"id": 1021, "last_working_day": None})."""
+        return self.sandbox.fixtures({"update": {collection: list(records)}})
+
+    def employee(self, emp_id):
+        """The sandbox's stored record of a Personio employee."""
+        return next(e for e in self.sandbox.state()["employees"] if e["id"] == emp_id)
+
+    def scim_user(self, email):
+        """The platform user with this userName (case-insensitive) as the sandbox has it."""
+        return next((u for u in self.sandbox.state()["scim_users"]
+                     if u["userName"].lower() == email.lower()), None)
+
+    def jobs(self, kind):
+        """Open jobs of kind for this connection: (id, subject, state, run_at, unique_key)."""
+        return self.query("SELECT id, subject, state, run_at, unique_key FROM jobs"
+                          " WHERE connection_id = %s AND kind = %s ORDER BY run_at, id",
+                          (self.connection_id, kind))
+
+    def run_due(self, kind, subject, timeout=30):
+        """Makes the scheduled job of kind for subject due now (as if its time had come)
+        and waits until it is finished or dead; returns (state, note, last_error)."""
+        [(job_id,)] = self.execute("UPDATE jobs SET run_at = now() WHERE connection_id = %s"
+                                   " AND kind = %s AND subject = %s AND state = 'pending'"
+                                   " RETURNING id", (self.connection_id, kind, str(subject)))
+        return self.wait_job(job_id, timeout)
+
+    @contextlib.contextmanager
+    def daemon_with(self, **conf):
+        """Runs the world's rosterd with more rosterd.conf keys (e.g. smtp_url) inside
+        the block, then the usual one again."""
+        self.wait_idle()
+        self.daemon.stop(expect=0)
+        values = dict(self.conf.values, **{k: str(v) for k, v in conf.items()})
+        alt = H.Daemon(H.write_conf(self.tmpdir / f"conf-{uuid.uuid4().hex[:8]}", values),
+                       self.tls.ca, self.tmpdir / "rosterd-alt")
+        usual, self.daemon = self.daemon, alt
+        alt.start()
+        try:
+            yield alt
+        finally:
+            try:
+                self.wait_idle()
+                alt.stop(expect=0)
+                problems = alt.sanitizer_reports()
+                assert not problems, f"sanitizer report ({problems}):\n{alt.log_text()[-6000:]}"
+            finally:
+                self.daemon = usual
+                usual.start()
 
     def ctl(self, *args, check=True, timeout=60):
         return H.rosterctl(self.conf, *args, check=check, timeout=timeout)
