@@ -3,7 +3,10 @@
  * directions in each event's body ({"script": {...}}, also under "payload") or in
  * the job's payload: sleep_ms (≤ 60000), fail ("retry"|"permanent"), http_status
  * (an upstream answer: permanent per rd_queue_http_permanent), fail_times (fail
- * only while the event's attempt number is at most this), note.
+ * only while the event's attempt number is at most this), note. "test.upstream"
+ * makes one level-triggered upstream write per event (script.scim_user: a platform
+ * user created unless it exists), for the fault-injection test. All of them run
+ * only with test_handlers = on.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,8 @@
 
 #include "rosterd/handler.h"
 #include "rosterd/queue.h"
+#include "rosterd/scim.h"
+#include "rosterd/sync.h"
 
 static int noop_run(struct rd_job_ctx *ctx)
 {
@@ -95,9 +100,57 @@ static int script_run(struct rd_job_ctx *ctx)
     return rc;
 }
 
+/* The platform user a test.upstream event names exists afterwards: read first, create if missing. */
+static int ensure_user(struct rd_sync *s, const char *user, char *note, size_t notelen,
+                       struct rd_http_error *err)
+{
+    struct rd_scim *sc = rd_sync_scim(s, err);
+    struct rd_scim_user u;
+    bool found = false;
+    memset(&u, 0, sizeof u);
+    if (!sc || rd_scim_find_user(sc, user, s->deadline, &found, &u, err) != 0)
+        return -1;
+    int rc = 0;
+    if (!found) {
+        struct rd_scim_new_user nu = {
+            .user_name = user, .given_name = "Fault", .family_name = "Test", .active = true};
+        rc = rd_scim_create_user(sc, &nu, rd_sync_audit(s), s->deadline, &u, err);
+    }
+    snprintf(note, notelen, "%s %s", found ? "found" : "created", user);
+    rd_scim_user_clear(&u);
+    return rc;
+}
+
+static int upstream_run(struct rd_job_ctx *ctx)
+{
+    struct rd_sync *s = rd_sync_open_job(ctx);
+    if (!s)
+        return -1;
+    struct rd_http_error err;
+    memset(&err, 0, sizeof err);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ctx->nevents; i++) {
+        char *body = NULL;
+        if (rd_job_event_body(ctx, i, &body, NULL) != 0) {
+            rc = -1;
+            break;
+        }
+        struct json_object *doc = json_tokener_parse(body);
+        struct json_object *script = doc ? script_of(doc) : NULL;
+        const char *user = script ? get_str(script, "scim_user") : NULL;
+        if (user && ensure_user(s, user, ctx->note, sizeof ctx->note, &err) != 0)
+            rc = rd_sync_fail(ctx, &err);
+        json_object_put(doc);
+        free(body);
+    }
+    rd_sync_close(s);
+    return rc;
+}
+
 static const struct rd_handler handlers[] = {
-    {.kind = "noop", .run = noop_run},
-    {.kind = "test.script", .run = script_run},
+    {.kind = "noop", .run = noop_run, .test_only = true},
+    {.kind = "test.script", .run = script_run, .test_only = true},
+    {.kind = "test.upstream", .run = upstream_run, .needs_connection = true, .test_only = true},
 };
 
 const struct rd_capability rd_cap_noop = {

@@ -26,6 +26,7 @@
 #include "rosterd/migrate.h"
 #include "rosterd/queue.h"
 #include "rosterd/report.h"
+#include "rosterd/verify.h"
 
 struct rd_admin {
     const struct rd_config *cfg;
@@ -126,7 +127,12 @@ static bool authorized(struct rd_admin *a, struct evhttp_request *req)
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
-    return rd_ct_equal(h + 7, strlen(h + 7), a->token, strlen(a->token));
+    /*
+     * Hashed first (rd_verify_token), so the compare is constant time and does
+     * not even reveal the token's length.
+     */
+    const char *tokens[1] = {a->token};
+    return rd_verify_token(h + 7, tokens, 1);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

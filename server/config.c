@@ -13,10 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rosterd/mem.h"
 
-enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_ADDRESS };
+enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_ADDRESS, OPT_BOOL };
 
 struct opt {
     const char *name;
@@ -52,6 +53,8 @@ static const struct opt options[] = {
      "base of the exponential retry backoff"},
     {"secret_key_file", OPT_STRING, NULL, 0, 0, false, false, OFF(secret_key_file),
      "key that encrypts stored credentials (required)"},
+    {"secret_key_previous_file", OPT_STRING, NULL, 0, 0, false, false,
+     OFF(secret_key_previous_file), "the key before a rotation: opens, never seals"},
     {"smtp_url", OPT_STRING, NULL, 0, 0, false, false, OFF(smtp_url), "optional e-mail alerts"},
     {"smtp_from", OPT_STRING, NULL, 0, 0, false, false, OFF(smtp_from), "sender of e-mail alerts"},
     {"ca_file", OPT_STRING, NULL, 0, 0, false, false, OFF(ca_file),
@@ -69,6 +72,8 @@ static const struct opt options[] = {
      "days events are kept; at least the 30-day dedup window"},
     {"job_history_days", OPT_INT, "30", 1, 3650, false, false, OFF(job_history_days),
      "days finished and dead jobs are kept in jobs_history"},
+    {"test_handlers", OPT_BOOL, "off", 0, 0, false, false, OFF(test_handlers),
+     "on: run the test.* job kinds (tests and benchmarks only)"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -146,6 +151,24 @@ static bool parse_size(const char *s, long min, long max, long *out)
     return ok;
 }
 
+/* on/off, also true/false, yes/no and 1/0 (case-insensitive). */
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"on", "true", "yes", "1"};
+    static const char *const no[] = {"off", "false", "no", "0"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Stores value into the field of o. On failure writes the reason (without
  * the key, which the caller prefixes) into msg and returns -1.
@@ -207,6 +230,12 @@ static int set_value(const struct opt *o, struct rd_config *cfg, const char *val
     case OPT_LOG_FORMAT:
         if (!rd_log_parse_format(value, (enum rd_log_format *)(void *)field)) {
             set_err(msg, msglen, "expected json or text, got \"%s\"", got);
+            return -1;
+        }
+        return 0;
+    case OPT_BOOL:
+        if (!parse_bool(value, (bool *)(void *)field)) {
+            set_err(msg, msglen, "expected on or off, got \"%s\"", got);
             return -1;
         }
         return 0;
@@ -508,6 +537,8 @@ static bool option_equal(const struct opt *o, const struct rd_config *a, const s
     case OPT_LOG_FORMAT:
         return *(const enum rd_log_format *)(const void *)fa ==
                *(const enum rd_log_format *)(const void *)fb;
+    case OPT_BOOL:
+        return *(const bool *)(const void *)fa == *(const bool *)(const void *)fb;
     }
     return false;
 }

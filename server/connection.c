@@ -800,6 +800,26 @@ static void fill_auth(struct rd_source_auth *a, struct json_object *src, const c
     a->sw_secrets = copy_strings(get(src, "standard_webhooks_secrets"), &a->nsw);
 }
 
+/*
+ * Says which key the row needs and which one rosterd has: after a rotation the
+ * operator's question is "which file is missing", never "is the row damaged".
+ */
+static int open_failure(const uint8_t key[RD_SECRET_KEY_LEN], const char *name,
+                        const uint8_t *sealed, size_t sealed_len, char *err, size_t errlen)
+{
+    char have[2 * RD_KEY_ID_LEN + 1], want[2 * RD_KEY_ID_LEN + 1];
+    rd_secret_key_id_hex(key, have);
+    int v = rd_aead_key_id_hex(sealed, sealed_len, want);
+    if (v == 0 && strcmp(want, have) != 0)
+        return fail(err, errlen, NULL,
+                    "connection %s: cannot decrypt: sealed under key id %s, secret_key_file has "
+                    "key id %s (while rotating keys, set secret_key_previous_file to the other "
+                    "key)",
+                    name, want, have);
+    return fail(err, errlen, NULL,
+                "connection %s: cannot decrypt (wrong secret_key_file or damaged row)", name);
+}
+
 int rd_connection_open(const uint8_t key[RD_SECRET_KEY_LEN], int64_t id, const char *name,
                        const uint8_t *sealed, size_t sealed_len, struct rd_connection **out,
                        char *err, size_t errlen)
@@ -808,8 +828,7 @@ int rd_connection_open(const uint8_t key[RD_SECRET_KEY_LEN], int64_t id, const c
     size_t plain_len = 0;
     *out = NULL;
     if (rd_aead_open(key, name, strlen(name), sealed, sealed_len, &plain, &plain_len) != 0)
-        return fail(err, errlen, NULL,
-                    "connection %s: cannot decrypt (wrong secret_key_file or damaged row)", name);
+        return open_failure(key, name, sealed, sealed_len, err, errlen);
     struct json_object *doc = json_tokener_parse((const char *)plain);
     rd_memzero(plain, plain_len);
     free(plain);

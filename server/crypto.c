@@ -24,10 +24,12 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#define AEAD_VERSION 0x01
+#define AEAD_V1 0x01 /* 0x01 || nonce || ct || tag: before key ids */
+#define AEAD_V2 0x02 /* 0x02 || key id || nonce || ct || tag */
 #define AEAD_NONCE_LEN 12
 #define AEAD_TAG_LEN 16
-#define AEAD_OVERHEAD (1 + AEAD_NONCE_LEN + AEAD_TAG_LEN)
+#define AEAD_V1_HEAD 1
+#define AEAD_V2_HEAD (1 + RD_KEY_ID_LEN)
 
 /* The key file is tiny; anything much larger is certainly the wrong file. */
 #define SECRET_FILE_MAX 256
@@ -354,82 +356,205 @@ done:
     return rc;
 }
 
-int rd_aead_seal(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t aadlen,
-                 const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+/* ---- key ids and previous keys --------------------------------------------- */
+
+void rd_secret_key_id(const uint8_t key[RD_SECRET_KEY_LEN], uint8_t id[RD_KEY_ID_LEN])
 {
-    EVP_CIPHER_CTX *ctx = NULL;
-    uint8_t *buf = NULL;
-    int n = 0;
+    static const char label[] = "rosterd secret key id";
+    uint8_t mac[RD_SHA256_LEN];
+    rd_hmac_sha256(key, RD_SECRET_KEY_LEN, label, sizeof label - 1, mac);
+    memcpy(id, mac, RD_KEY_ID_LEN);
+}
+
+void rd_secret_key_id_hex(const uint8_t key[RD_SECRET_KEY_LEN], char hex[2 * RD_KEY_ID_LEN + 1])
+{
+    uint8_t id[RD_KEY_ID_LEN];
+    rd_secret_key_id(key, id);
+    rd_hex_encode(id, sizeof id, hex);
+}
+
+/*
+ * Written at start-up (and by rotate-key before it reads), read by every open;
+ * the lock keeps a late registration safe, and opening is rare enough (a changed
+ * connection, a job that loads one) that it costs nothing measurable.
+ */
+static pthread_mutex_t prev_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t prev_keys[RD_SECRET_KEYS_MAX][RD_SECRET_KEY_LEN];
+static uint8_t prev_ids[RD_SECRET_KEYS_MAX][RD_KEY_ID_LEN];
+static size_t nprev;
+
+int rd_secret_key_add_previous(const uint8_t key[RD_SECRET_KEY_LEN])
+{
+    uint8_t id[RD_KEY_ID_LEN];
+    int rc = 0;
+    rd_secret_key_id(key, id);
+    pthread_mutex_lock(&prev_lock);
+    for (size_t i = 0; i < nprev; i++)
+        if (CRYPTO_memcmp(prev_keys[i], key, RD_SECRET_KEY_LEN) == 0)
+            goto done;
+    if (nprev == RD_SECRET_KEYS_MAX) {
+        rc = -1;
+        goto done;
+    }
+    memcpy(prev_keys[nprev], key, RD_SECRET_KEY_LEN);
+    memcpy(prev_ids[nprev], id, RD_KEY_ID_LEN);
+    nprev++;
+done:
+    pthread_mutex_unlock(&prev_lock);
+    return rc;
+}
+
+void rd_secret_key_clear_previous(void)
+{
+    pthread_mutex_lock(&prev_lock);
+    rd_memzero(prev_keys, sizeof prev_keys);
+    rd_memzero(prev_ids, sizeof prev_ids);
+    nprev = 0;
+    pthread_mutex_unlock(&prev_lock);
+}
+
+int rd_secret_keys_load(const char *path, const char *previous_path,
+                        uint8_t key[RD_SECRET_KEY_LEN], char *err, size_t errlen)
+{
+    uint8_t prev[RD_SECRET_KEY_LEN];
     int rc = -1;
-    *out = NULL;
-    *outlen = 0;
-    if (ptlen > INT_MAX - AEAD_OVERHEAD || aadlen > INT_MAX)
+    rd_secret_key_clear_previous();
+    if (rd_secret_key_load(path, key, err, errlen) != 0)
         return -1;
-    buf = rd_malloc(ptlen + AEAD_OVERHEAD);
-    buf[0] = AEAD_VERSION;
-    uint8_t *nonce = buf + 1, *ct = buf + 1 + AEAD_NONCE_LEN, *tag = ct + ptlen;
-    if (rd_random_bytes(nonce, AEAD_NONCE_LEN) != 0)
+    if (!previous_path || !*previous_path)
+        return 0;
+    if (rd_secret_key_load(previous_path, prev, err, errlen) != 0)
         goto done;
-    ctx = EVP_CIPHER_CTX_new();
-    if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+    if (rd_secret_key_add_previous(prev) != 0) {
+        snprintf(err, errlen, "too many previous secret keys");
+        goto done;
+    }
+    rc = 0;
+done:
+    rd_memzero(prev, sizeof prev);
+    if (rc != 0)
+        rd_memzero(key, RD_SECRET_KEY_LEN);
+    return rc;
+}
+
+/* ---- AES-256-GCM ------------------------------------------------------------ */
+
+/*
+ * One GCM pass. head (the version byte and key id) is authenticated before aad;
+ * encrypt writes ct and tag, decrypt checks tag before anything is released.
+ */
+static int gcm(bool encrypt, const uint8_t key[RD_SECRET_KEY_LEN], const uint8_t *nonce,
+               const uint8_t *head, size_t headlen, const void *aad, size_t aadlen,
+               const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, rc = -1;
+    if (!ctx || len > INT_MAX || aadlen > INT_MAX ||
+        EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, encrypt) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, AEAD_NONCE_LEN, NULL) != 1 ||
-        EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) != 1)
+        EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, encrypt) != 1)
         goto done;
-    if (aadlen && EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+    if (headlen && EVP_CipherUpdate(ctx, NULL, &n, head, (int)headlen) != 1)
         goto done;
-    if (ptlen && EVP_EncryptUpdate(ctx, ct, &n, pt, (int)ptlen) != 1)
+    if (aadlen && EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
         goto done;
-    if (EVP_EncryptFinal_ex(ctx, ct + ptlen, &n) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, AEAD_TAG_LEN, tag) != 1)
+    if (len && EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
         goto done;
-    *out = buf;
-    *outlen = ptlen + AEAD_OVERHEAD;
-    buf = NULL;
+    if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_LEN, tag) != 1)
+        goto done;
+    if (EVP_CipherFinal_ex(ctx, out + len, &n) != 1)
+        goto done;
+    if (encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, AEAD_TAG_LEN, tag) != 1)
+        goto done;
     rc = 0;
 done:
     EVP_CIPHER_CTX_free(ctx);
-    free(buf);
     return rc;
+}
+
+int rd_aead_seal(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t aadlen,
+                 const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
+{
+    const size_t overhead = AEAD_V2_HEAD + AEAD_NONCE_LEN + AEAD_TAG_LEN;
+    *out = NULL;
+    *outlen = 0;
+    if (ptlen > INT_MAX - overhead || aadlen > INT_MAX)
+        return -1;
+    uint8_t *buf = rd_malloc(ptlen + overhead);
+    buf[0] = AEAD_V2;
+    rd_secret_key_id(key, buf + 1);
+    uint8_t *nonce = buf + AEAD_V2_HEAD, *ct = nonce + AEAD_NONCE_LEN, *tag = ct + ptlen;
+    if (rd_random_bytes(nonce, AEAD_NONCE_LEN) != 0 ||
+        gcm(true, key, nonce, buf, AEAD_V2_HEAD, aad, aadlen, pt, ptlen, ct, tag) != 0) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *outlen = ptlen + overhead;
+    return 0;
+}
+
+/* The keys worth trying for a value, current first; previous ones matched by id when given. */
+static size_t candidate_keys(const uint8_t key[RD_SECRET_KEY_LEN], const uint8_t *id,
+                             uint8_t keys[][RD_SECRET_KEY_LEN], size_t cap)
+{
+    uint8_t kid[RD_KEY_ID_LEN];
+    size_t n = 0;
+    rd_secret_key_id(key, kid);
+    if (!id || CRYPTO_memcmp(kid, id, RD_KEY_ID_LEN) == 0)
+        memcpy(keys[n++], key, RD_SECRET_KEY_LEN);
+    pthread_mutex_lock(&prev_lock);
+    for (size_t i = 0; i < nprev && n < cap; i++)
+        if (!id || CRYPTO_memcmp(prev_ids[i], id, RD_KEY_ID_LEN) == 0)
+            memcpy(keys[n++], prev_keys[i], RD_SECRET_KEY_LEN);
+    pthread_mutex_unlock(&prev_lock);
+    return n;
 }
 
 int rd_aead_open(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t aadlen,
                  const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
 {
-    EVP_CIPHER_CTX *ctx = NULL;
-    uint8_t *buf = NULL;
-    size_t ctlen;
-    int n = 0;
-    int rc = -1;
+    uint8_t keys[RD_SECRET_KEYS_MAX + 1][RD_SECRET_KEY_LEN];
     *out = NULL;
     *outlen = 0;
-    if (inlen < AEAD_OVERHEAD || inlen > INT_MAX || aadlen > INT_MAX || in[0] != AEAD_VERSION)
+    if (inlen < 1 || (in[0] != AEAD_V1 && in[0] != AEAD_V2) || inlen > INT_MAX ||
+        aadlen > INT_MAX)
         return -1;
-    ctlen = inlen - AEAD_OVERHEAD;
-    const uint8_t *nonce = in + 1, *ct = in + 1 + AEAD_NONCE_LEN, *tag = ct + ctlen;
-    buf = rd_malloc(ctlen + 1);
-    ctx = EVP_CIPHER_CTX_new();
-    if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, AEAD_NONCE_LEN, NULL) != 1 ||
-        EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1)
-        goto done;
-    if (aadlen && EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
-        goto done;
-    if (ctlen && EVP_DecryptUpdate(ctx, buf, &n, ct, (int)ctlen) != 1)
-        goto done;
-    /* The tag is checked in Final; nothing decrypted is released before it. */
-    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AEAD_TAG_LEN, (void *)tag) != 1 ||
-        EVP_DecryptFinal_ex(ctx, buf + ctlen, &n) != 1)
-        goto done;
+    size_t head = in[0] == AEAD_V2 ? AEAD_V2_HEAD : AEAD_V1_HEAD;
+    if (inlen < head + AEAD_NONCE_LEN + AEAD_TAG_LEN)
+        return -1;
+    size_t ctlen = inlen - head - AEAD_NONCE_LEN - AEAD_TAG_LEN;
+    const uint8_t *nonce = in + head, *ct = nonce + AEAD_NONCE_LEN;
+    uint8_t tag[AEAD_TAG_LEN]; /* a copy: OpenSSL takes the expected tag as non-const */
+    memcpy(tag, ct + ctlen, sizeof tag);
+    size_t nkeys = candidate_keys(key, in[0] == AEAD_V2 ? in + 1 : NULL, keys,
+                                  sizeof keys / sizeof keys[0]);
+    uint8_t *buf = rd_malloc(ctlen + 1);
+    int rc = -1;
+    for (size_t i = 0; i < nkeys && rc != 0; i++) {
+        /* Version 1 authenticated aad alone; version 2 its header too. */
+        rc = gcm(false, keys[i], nonce, in, in[0] == AEAD_V2 ? head : 0, aad, aadlen, ct,
+                 ctlen, buf, tag);
+    }
+    rd_memzero(keys, sizeof keys);
+    if (rc != 0) {
+        rd_memzero(buf, ctlen + 1);
+        free(buf);
+        return -1;
+    }
     buf[ctlen] = '\0';
     *out = buf;
     *outlen = ctlen;
-    buf = NULL;
-    rc = 0;
-done:
-    EVP_CIPHER_CTX_free(ctx);
-    if (buf) {
-        rd_memzero(buf, ctlen + 1);
-        free(buf);
-    }
-    return rc;
+    return 0;
+}
+
+int rd_aead_key_id_hex(const uint8_t *in, size_t inlen, char hex[2 * RD_KEY_ID_LEN + 1])
+{
+    snprintf(hex, 2 * RD_KEY_ID_LEN + 1, "-");
+    if (inlen >= AEAD_V1_HEAD + AEAD_NONCE_LEN + AEAD_TAG_LEN && in[0] == AEAD_V1)
+        return 1;
+    if (inlen < AEAD_V2_HEAD + AEAD_NONCE_LEN + AEAD_TAG_LEN || in[0] != AEAD_V2)
+        return -1;
+    rd_hex_encode(in + 1, RD_KEY_ID_LEN, hex);
+    return 0;
 }

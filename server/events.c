@@ -192,11 +192,14 @@ static struct json_object *col(const PGresult *res, int row, int c, bool integer
     return integer ? json_object_new_int64(strtoll(v, NULL, 10)) : json_object_new_string(v);
 }
 
+/* SQL with macros inside string concatenation: clang-format would break it apart. */
+/* clang-format off */
 static const char sql_list[] =
     "SELECT e.id, c.name, e.source, e.event_type, " RD_SQL_EVENT_STATUS ", e.attempts, "
     RD_SQL_ISO("e.received_at") ", e.last_error"
     " FROM events e JOIN connections c ON c.id = e.connection_id" EVENTS_WHERE
     " ORDER BY e.received_at DESC, e.id DESC LIMIT $6::int";
+/* clang-format on */
 
 static const char *const list_fields[] = {"id",     "connection", "source",      "event_type",
                                           "status", "attempts",   "received_at", "last_error"};
@@ -281,6 +284,8 @@ static struct json_object *masked_headers_json(const char *text)
 static struct json_object *attempt_log(PGconn *db, const char *id, char *err, size_t errlen)
 {
     const char *params[1] = {id};
+    /* SQL with macros inside string concatenation: clang-format would break it apart. */
+    /* clang-format off */
     PGresult *res = rd_db_exec(db,
                                /* Attempts are written when they end; the one in
                                   progress is read from the running job. */
@@ -296,6 +301,7 @@ static struct json_object *attempt_log(PGconn *db, const char *id, char *err, si
                                "  WHERE je.event_id = $1::bigint AND j.state = 'running'"
                                ") a ORDER BY ord NULLS LAST",
                                1, params, err, errlen);
+    /* clang-format on */
     if (!res)
         return NULL;
     static const char *const names[] = {"attempt", "started_at", "finished_at", "outcome",
@@ -311,11 +317,14 @@ static struct json_object *attempt_log(PGconn *db, const char *id, char *err, si
     return arr;
 }
 
+/* SQL with macros inside string concatenation: clang-format would break it apart. */
+/* clang-format off */
 static const char sql_show[] =
     "SELECT e.id, c.name, e.source, e.event_type, " RD_SQL_EVENT_STATUS ", e.attempts, "
     RD_SQL_ISO("e.received_at") ", e.last_error, e.subject, e.auth, e.note, "
     RD_SQL_ISO("e.updated_at") ", e.headers::text, e.body"
     " FROM events e JOIN connections c ON c.id = e.connection_id WHERE e.id = $1::bigint";
+/* clang-format on */
 
 int rd_events_get(PGconn *db, int64_t id, struct json_object **out, char *err, size_t errlen)
 {

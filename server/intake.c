@@ -29,6 +29,7 @@
 
 #include "intake_internal.h"
 #include "rosterd/connection.h"
+#include "rosterd/jsonx.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 #include "rosterd/metrics.h"
@@ -402,7 +403,11 @@ static char *headers_json(struct evkeyvalq *hs)
 /* Parses the body as one strict UTF-8 JSON value. Returns a new object or NULL. */
 static struct json_object *parse_body(struct json_tokener *tok, const char *body, size_t len)
 {
-    if (len == 0 || memchr(body, '\0', len))
+    /*
+     * Strict UTF-8 first: json-c lets overlong forms through, Postgres does not,
+     * and one such row would fail the whole group commit it shares with others.
+     */
+    if (len == 0 || !rd_utf8_valid(body, len))
         return NULL;
     json_tokener_reset(tok);
     struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
@@ -468,18 +473,25 @@ static bool parse_path(struct evhttp_request *req, struct route *r)
 /* The request headers the intake reads; NULL when absent. */
 struct wanted {
     const char *moco_target, *moco_event, *moco_signature, *authorization;
-    const char *wh_id, *wh_timestamp, *wh_signature;
+    const char *wh_id, *wh_timestamp, *wh_signature, *content_type;
+    const char *duplicate; /* the first header above that came twice, or NULL */
 };
 
-static void want(const char **slot, const char *name, const char *rest, const struct evkeyval *kv)
+static void want(struct wanted *w, const char **slot, const char *name, const char *rest,
+                 const struct evkeyval *kv)
 {
-    if (!*slot && strcasecmp(rest, name) == 0)
+    if (strcasecmp(rest, name) != 0)
+        return;
+    if (*slot && !w->duplicate)
+        w->duplicate = kv->key;
+    if (!*slot)
         *slot = kv->value;
 }
 
 /*
- * One pass over the headers instead of an evhttp_find_header scan per name;
- * like that function, the first of repeated headers wins.
+ * One pass over the headers instead of an evhttp_find_header scan per name.
+ * A header that decides authentication or routing must come once: with two,
+ * a proxy and rosterd could each believe a different one.
  */
 static void find_wanted(const struct evkeyvalq *hs, struct wanted *w)
 {
@@ -487,17 +499,37 @@ static void find_wanted(const struct evkeyvalq *hs, struct wanted *w)
     for (const struct evkeyval *kv = hs->tqh_first; kv; kv = kv->next.tqe_next) {
         const char *k = kv->key;
         if (strncasecmp(k, "x-moco-", 7) == 0) {
-            want(&w->moco_target, "target", k + 7, kv);
-            want(&w->moco_event, "event", k + 7, kv);
-            want(&w->moco_signature, "signature", k + 7, kv);
+            want(w, &w->moco_target, "target", k + 7, kv);
+            want(w, &w->moco_event, "event", k + 7, kv);
+            want(w, &w->moco_signature, "signature", k + 7, kv);
         } else if (strncasecmp(k, "webhook-", 8) == 0) {
-            want(&w->wh_id, "id", k + 8, kv);
-            want(&w->wh_timestamp, "timestamp", k + 8, kv);
-            want(&w->wh_signature, "signature", k + 8, kv);
+            want(w, &w->wh_id, "id", k + 8, kv);
+            want(w, &w->wh_timestamp, "timestamp", k + 8, kv);
+            want(w, &w->wh_signature, "signature", k + 8, kv);
         } else {
-            want(&w->authorization, "authorization", k, kv);
+            want(w, &w->authorization, "authorization", k, kv);
+            want(w, &w->content_type, "content-type", k, kv);
         }
     }
+}
+
+/*
+ * JSON or nothing said: application/json or any type/subtype+json, parameters
+ * allowed. Everything else (forms, text/plain, multipart) is refused before
+ * the body is looked at.
+ */
+static bool json_content_type(const char *ct)
+{
+    if (!ct)
+        return true;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    const char *slash = memchr(ct, '/', n);
+    return slash && n >= 5 && (size_t)(slash - ct) > 0 &&
+           strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
 /* Authenticates; fills p->auth and the dedup key. */
@@ -534,9 +566,8 @@ static bool authenticate(const struct wanted *w, const struct rd_source_auth *a,
     return true;
 }
 
-/* Reads the event type and subject from a verified body. NULL on success, else the 400 message. */
-static const char *describe(struct json_tokener *tok, struct rd_pending *p, bool moco,
-                            const char *target, const char *event)
+const char *rd_intake_describe(struct json_tokener *tok, struct rd_pending *p, bool moco,
+                               const char *target, const char *event)
 {
     struct json_object *root = parse_body(tok, p->body, p->body_len);
     if (!root)
@@ -625,6 +656,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct evkeyvalq *hs = evhttp_request_get_input_headers(req);
     struct wanted w;
     find_wanted(hs, &w);
+    if (w.duplicate) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "duplicate %.40s header", w.duplicate);
+        reply_error(in, req, 400, "Bad Request", msg, c->name, source, "bad_request", t0);
+        return;
+    }
 
     struct rd_pending *p = rd_calloc(1, sizeof(*p));
     p->req = req;
@@ -641,7 +678,13 @@ static void on_request(struct evhttp_request *req, void *arg)
                     t0);
         return;
     }
-    const char *bad = describe(in->tok, p, moco, w.moco_target, w.moco_event);
+    if (!json_content_type(w.content_type)) {
+        rd_pending_free(p);
+        reply_error(in, req, 415, "Unsupported Media Type", "Content-Type must be application/json",
+                    c->name, source, "bad_request", t0);
+        return;
+    }
+    const char *bad = rd_intake_describe(in->tok, p, moco, w.moco_target, w.moco_event);
     if (bad) {
         rd_pending_free(p);
         reply_error(in, req, 400, "Bad Request", bad, c->name, source, "bad_request", t0);

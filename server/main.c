@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -118,6 +119,25 @@ static char *read_token(const char *path, char *err, size_t errlen)
 }
 
 /* The start-up schema check: an old schema stops us; an unreachable database does not. */
+/*
+ * Every webhook connection is a descriptor, and slow or idle clients hold theirs
+ * until header_timeout_seconds cuts them off: at the usual soft limit of 1024 a
+ * thousand of them would leave accept() failing for everyone else. The soft
+ * limit goes up to the hard one (at most 65536); the unit file sets the hard one.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rd_log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
 static int check_schema(const struct rd_config *cfg)
 {
     char err[512];
@@ -239,7 +259,9 @@ int main(int argc, char **argv)
         goto out;
     }
     rd_log_setup(d.cfg.log_level, d.cfg.log_format);
-    if (rd_secret_key_load(d.cfg.secret_key_file, d.key, err, sizeof(err)) != 0) {
+    raise_fd_limit();
+    if (rd_secret_keys_load(d.cfg.secret_key_file, d.cfg.secret_key_previous_file, d.key, err,
+                            sizeof(err)) != 0) {
         rd_log_error("%s", err);
         fprintf(stderr, "rosterd: %s\n", err);
         goto out;
@@ -288,6 +310,7 @@ out:
         free(admin_token);
     }
     rd_memzero(d.key, sizeof(d.key));
+    rd_secret_key_clear_previous();
     rd_config_free(&d.cfg);
     rd_log_redact_clear();
     return rc;

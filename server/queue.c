@@ -630,6 +630,7 @@ struct rd_queue *rd_queue_start(const struct rd_config *cfg, const uint8_t key[3
     q->instance = rd_strdup(instance_name && *instance_name ? instance_name : "rosterd");
     q->db_url = rd_strdup(cfg->database_url ? cfg->database_url : "postgresql:///rosterd");
     q->ca_file = cfg->ca_file ? rd_strdup(cfg->ca_file) : NULL;
+    q->test_handlers = cfg->test_handlers;
     q->smtp_url = cfg->smtp_url ? rd_strdup(cfg->smtp_url) : NULL;
     q->smtp_from = cfg->smtp_from ? rd_strdup(cfg->smtp_from) : NULL;
     memcpy(q->key, key, RD_SECRET_KEY_LEN);

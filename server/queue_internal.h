@@ -42,6 +42,7 @@ struct rd_queue {
     char *ca_file;         /* config values handlers need (rd_job_ctx), or NULL */
     char *smtp_url;
     char *smtp_from;
+    bool test_handlers;    /* config test_handlers: run the test_only handlers */
     uint8_t key[RD_SECRET_KEY_LEN];
 
     PGconn **worker_db;    /* one per worker */

@@ -189,6 +189,8 @@ static bool run_job(struct rd_queue *q, PGconn *db, struct rd_claimed_job *job)
     int rc = 0;
     if (!h)
         snprintf(ctx->note, sizeof ctx->note, "no handler");
+    else if (h->test_only && !q->test_handlers)
+        snprintf(ctx->note, sizeof ctx->note, "test handlers are off");
     else
         rc = run_handler(q, h, ctx);
     bool handed = finish(q, db, job, rc, ctx, &lc);

@@ -34,7 +34,7 @@ fail_note() { notes+=("$1"); }
 # ---------------------------------------------------------------- 1. packages
 packages=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
           libcurl4-openssl-dev libjson-c-dev libcmocka-dev postgresql python3-pytest
-          python3-psycopg2 valgrind clang libclang-rt-14-dev openssl cppcheck
+          python3-psycopg2 valgrind clang libclang-rt-14-dev openssl cppcheck socat clang-format
           chromium)  # chromium: the HTML report is rendered headless to a PNG
 
 is_installed() {
@@ -190,6 +190,20 @@ if (cd "$root" && timeout 600 cppcheck --quiet --error-exitcode=1 --enable=warni
 else
     cat "$logdir/cppcheck.log"
     failed=$((failed + 1)); fail_note "cppcheck"
+fi
+
+# The C tree is clang-format clean (.clang-format): any file that would change fails the run.
+say "clang-format --dry-run over server/ handlers/ include/ tests/unit tests/fuzz tests/tools"
+mapfile -t fmt_files < <(cd "$root" && find server handlers include tests/unit tests/fuzz tests/tools \
+                             -name '*.[ch]' -type f | sort)
+if (cd "$root" && clang-format --style=file --dry-run -Werror "${fmt_files[@]}") \
+        >"$logdir/clang-format.log" 2>&1; then
+    echo "clang-format: ok (${#fmt_files[@]} files)"
+    passed=$((passed + 1))
+else
+    grep -E '^[^ ].*: (error|warning):' "$logdir/clang-format.log" | cut -d: -f1 | sort -u | head -n 40
+    echo "run.sh: clang-format would change the files above (clang-format -i FILE…)" >&2
+    failed=$((failed + 1)); fail_note "clang-format"
 fi
 
 # ---------------------------------------------------------------- 4. integration + sandbox

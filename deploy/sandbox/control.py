@@ -73,7 +73,8 @@ def add_fault(st, req):
              "path_prefix": f.get("path_prefix") or None, "status": status,
              "retry_after": f.get("retry_after"), "delay_ms": int(f.get("delay_ms") or 0),
              "body": f.get("body"), "headers": dict(f.get("headers") or {}),
-             "content_type": f.get("content_type"), "times": times, "hits": 0}
+             "content_type": f.get("content_type"), "times": times, "hits": 0,
+             "apply": bool(f.get("apply")), "body_bytes": int(f.get("body_bytes") or 0)}
     st.next_fault_id += 1
     st.faults.append(fault)
     return jresp(201, fault)

@@ -34,6 +34,9 @@ def _fault_response(system, f):
         headers.append(("Retry-After", str(f["retry_after"])))
     body = f.get("body")
     ctype = f.get("content_type")
+    if f.get("body_bytes"):  # a huge answer: that many bytes of a JSON string
+        n = max(2, int(f["body_bytes"]))
+        return Resp(status, b'"' + b"x" * (n - 2) + b'"', ctype or "application/json", headers)
     if body is None:
         if system == "slack":
             return tresp(status, "rate_limited" if status == 429 else "injected_fault", headers,
@@ -140,6 +143,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             fault = control.take_fault(st, system, self.command, sub)
             if fault:
                 rec["fault"] = fault["id"]
+        if fault and fault.get("apply") and fault["status"] is not None:
+            # The request takes effect, then its answer is lost or replaced: what a
+            # client sees when an upstream fails after committing (read-before-retry).
+            with st.lock:
+                func(st, req)
+                if self.command != "GET":
+                    st.dirty = True
         if fault and fault["delay_ms"]:
             time.sleep(fault["delay_ms"] / 1000.0)
         if fault and fault["status"] == 0:  # hang, then drop the connection unanswered

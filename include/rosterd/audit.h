@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 struct json_object;
+struct rd_http_error;
 
 /*
  * What a write client needs to record itself. Pass NULL (or db == NULL) to
@@ -25,7 +26,8 @@ struct rd_audit_ctx {
 /*
  * Inserts one row. path must not carry secrets (no query strings, no Slack
  * hook path). before/after are borrowed and may be NULL. outcome: "ok",
- * "failed", "not_found", "conflict". http_status 0 = no answer; error may be
+ * "failed", "not_found", "conflict" ("sending" while a write is in flight, see
+ * rd_audit_ctx_begin). http_status 0 = no answer; error may be
  * NULL. Writes nothing and returns 0 when db is NULL. -1 (logged) on a
  * database error: the upstream write has already happened, so callers
  * normally carry on.
@@ -39,5 +41,21 @@ int rd_audit_record(PGconn *db, int64_t connection_id, const char *system, const
 int rd_audit_ctx_record(const struct rd_audit_ctx *ctx, const char *system, const char *method,
                         const char *path, struct json_object *after, const char *outcome,
                         int http_status, const char *error);
+
+/*
+ * Write-ahead audit, so no upstream write goes unrecorded even when rosterd dies
+ * or Postgres goes away in the middle of it: rd_audit_ctx_begin inserts the row
+ * with outcome "sending" before the request goes out and gives its id (0 when ctx
+ * or ctx->db is NULL: nothing to record); rd_audit_ctx_end sets the outcome,
+ * status and error of that row once the answer is in. When begin fails (-1, err
+ * set as a transient error) the write must not be sent: the caller returns it. A
+ * row left "sending" is a write whose outcome rosterd never learnt.
+ */
+int rd_audit_ctx_begin(const struct rd_audit_ctx *ctx, const char *system, const char *method,
+                       const char *path, struct json_object *after, int64_t *id,
+                       struct rd_http_error *err) __attribute__((warn_unused_result));
+/* Ends the row begun as id (0: nothing). -1 (logged) on a database error; the row stays "sending". */
+int rd_audit_ctx_end(const struct rd_audit_ctx *ctx, int64_t id, struct json_object *after,
+                     const char *outcome, int http_status, const char *error);
 
 #endif

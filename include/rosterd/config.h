@@ -21,6 +21,7 @@ struct rd_config {
     int max_attempts;       /* 12, 1..100 */
     int retry_base_seconds; /* 2, 1..3600 */
     char *secret_key_file;  /* required */
+    char *secret_key_previous_file; /* NULL; a second key that only opens (key rotation) */
     char *smtp_url;
     char *smtp_from;
     char *ca_file;
@@ -31,6 +32,7 @@ struct rd_config {
     int intake_max_pending;     /* 20000: requests waiting for a commit before 503 */
     int event_retention_days;   /* 30, at least 30 (dedup window) */
     int job_history_days;       /* 30: finished and dead jobs kept in jobs_history */
+    bool test_handlers;         /* off: the test.* job kinds (noop, test.script) do nothing */
 };
 
 /* Fills every field with its default (strings are allocated); prior contents are not freed. */

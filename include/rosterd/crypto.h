@@ -47,11 +47,48 @@ int rd_secret_key_load(const char *path, uint8_t key[RD_SECRET_KEY_LEN], char *e
     __attribute__((warn_unused_result));
 
 /*
- * AES-256-GCM. Sealed format: 0x01 || nonce(12) || ciphertext || tag(16).
- * aad binds the blob to its owner (e.g. the connection name).
+ * Key ids: the first RD_KEY_ID_LEN bytes of HMAC-SHA256(key, "rosterd secret key id").
+ * Stored in every sealed value so the key it needs is known without trying keys;
+ * the id reveals nothing about the key. hex receives 2 * RD_KEY_ID_LEN + 1 bytes.
+ */
+#define RD_KEY_ID_LEN 8
+void rd_secret_key_id(const uint8_t key[RD_SECRET_KEY_LEN], uint8_t id[RD_KEY_ID_LEN]);
+void rd_secret_key_id_hex(const uint8_t key[RD_SECRET_KEY_LEN], char hex[2 * RD_KEY_ID_LEN + 1]);
+
+/*
+ * Previous keys: keys rd_aead_open may also use (never rd_aead_seal), so a
+ * process reads values sealed under an old key while `rosterctl secrets
+ * rotate-key` re-seals them. Process-wide because every module that opens a
+ * sealed value (intake, workers, rosterctl) takes the one current key by
+ * pointer; register them at start-up before threads start. Copied; at most
+ * RD_SECRET_KEYS_MAX. rd_secret_key_add_previous ignores the current key's
+ * twin and a key already added. -1 when the table is full.
+ */
+#define RD_SECRET_KEYS_MAX 4
+int rd_secret_key_add_previous(const uint8_t key[RD_SECRET_KEY_LEN])
+    __attribute__((warn_unused_result));
+/* Wipes and forgets every previous key. */
+void rd_secret_key_clear_previous(void);
+
+/*
+ * The start-up path of rosterd and rosterctl: loads secret_key_file into key and,
+ * when previous_path is set (secret_key_previous_file), registers that key as a
+ * previous one (after clearing any registered before). Messages name the path.
+ */
+int rd_secret_keys_load(const char *path, const char *previous_path,
+                        uint8_t key[RD_SECRET_KEY_LEN], char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * AES-256-GCM with a random 96-bit nonce per value. Sealed format (version 2):
+ * 0x02 || key id (8) || nonce (12) || ciphertext || tag (16); the version byte
+ * and key id are authenticated together with aad, which binds the blob to its
+ * owner (e.g. the connection name). Version 1 (0x01 || nonce || ct || tag, no
+ * key id, aad alone) is still opened.
  * Both return a new buffer in *out (free with free()); rd_aead_open's output
  * has an extra NUL after *outlen bytes so text can be used directly.
- * rd_aead_open returns -1 on any tampering or wrong key.
+ * rd_aead_open tries key, then the previous keys (by key id for version 2);
+ * it returns -1 on any tampering or when no known key fits.
  */
 int rd_aead_seal(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t aadlen,
                  const void *pt, size_t ptlen, uint8_t **out, size_t *outlen)
@@ -59,5 +96,12 @@ int rd_aead_seal(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t a
 int rd_aead_open(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t aadlen,
                  const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
     __attribute__((warn_unused_result));
+
+/*
+ * The key id of a sealed value as hex into hex (2 * RD_KEY_ID_LEN + 1 bytes):
+ * 0 for version 2, 1 for a version-1 value (no id; hex is "-"), -1 when in is
+ * not a sealed value at all.
+ */
+int rd_aead_key_id_hex(const uint8_t *in, size_t inlen, char hex[2 * RD_KEY_ID_LEN + 1]);
 
 #endif

@@ -13,6 +13,9 @@
  *   lifecycle.deactivate  a scheduled last-day deactivation (subject = Personio id)
  *   noop              test.* event types: does nothing (tests, benchmarks)
  *   test.script       test.script* event types: sleeps/fails as the body says (tests)
+ *   test.upstream     test.upstream* event types: one upstream write per event (tests)
+ *                     (the three test kinds run only with test_handlers = on in
+ *                     rosterd.conf; otherwise they finish with "test handlers are off")
  *   unrouted          any other event type: no handler, finished as done 'no handler'
  * A kind with no registered handler is finished as done with the note 'no handler'.
  */
@@ -76,6 +79,7 @@ struct rd_handler {
     const char *kind;
     rd_handler_fn run;
     bool needs_connection; /* the worker loads ctx->conn (rd_connection_load) first */
+    bool test_only;        /* runs only with test_handlers = on; else finished as a no-op */
 };
 
 struct rd_capability {

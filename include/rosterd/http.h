@@ -24,6 +24,12 @@ struct rd_http_error {
     int http_status; /* 0: no HTTP answer (timeout, refused, TLS) */
     int retry_after_s;
     char msg[512];
+    /*
+     * A write that is not idempotent ended without a clear answer (5xx, 408, a
+     * timeout or a dropped connection after it went out) and was not repeated:
+     * it may or may not have been applied upstream. Always transient.
+     */
+    bool outcome_unknown;
 };
 
 /* Clears e and formats msg; sets permanent/http_status as given. */
@@ -83,6 +89,15 @@ void rd_http_client_free(struct rd_http_client *c);
 /* Extracts the upstream's message from an error body into out (system-specific). */
 typedef void (*rd_http_errmsg_fn)(const char *body, size_t len, char *out, size_t outlen);
 
+/*
+ * Read-before-retry for a write that is not idempotent (see rd_http_request.probe):
+ * asks the upstream whether the write landed. Returns 1 when it did (arg then holds
+ * what the caller needs, e.g. the id of what was created), 0 when it did not, -1
+ * with err filled when that cannot be told. Runs on the calling thread and may use
+ * the same rd_http_client; deadline is the request's.
+ */
+typedef int (*rd_http_probe_fn)(void *arg, double deadline, struct rd_http_error *err);
+
 struct rd_http_request {
     const char *system;   /* metrics label and log field: personio, moco, scim, platform, slack */
     const char *method;   /* GET, POST, PUT, PATCH, DELETE */
@@ -96,6 +111,17 @@ struct rd_http_request {
     bool idempotent;      /* may 5xx/timeouts be retried? (429 and connect failures always are) */
     rd_http_errmsg_fn errmsg; /* NULL: first printable bytes of the body */
     const char *const *secrets; /* scrubbed from msg if they ever appear; NULL-terminated, may be NULL */
+    /*
+     * For a request that is not idempotent: when an attempt ends without a clear
+     * answer (5xx, 408, or a timeout or dropped connection after the request may
+     * have gone out), probe(probe_arg) is asked before anything is sent again:
+     * landed -> rd_http_do returns 0 with resp->landed set; not landed -> sent
+     * again (within the deadline); cannot tell -> the call fails, transient.
+     * Without a probe such an attempt is never repeated (err->outcome_unknown).
+     * A 429 or a connection that was never made is retried either way.
+     */
+    rd_http_probe_fn probe;
+    void *probe_arg;
 };
 
 struct rd_http_response {
@@ -106,15 +132,21 @@ struct rd_http_response {
     char *location;      /* Location header */
     char *retry_after;   /* Retry-After header */
     int attempts;
+    bool landed;    /* the probe found the write applied; status and body are the last answer */
+    bool too_large; /* the answer exceeded RD_HTTP_MAX_BODY and was cut off */
 };
+
+/* Longest answer body a client accepts; a longer one fails the call (transient). */
+#define RD_HTTP_MAX_BODY (32u * 1024u * 1024u)
 
 /* Frees the response's members (not the struct); accepts a zeroed struct. */
 void rd_http_response_free(struct rd_http_response *r);
 
 /*
  * Performs req, retrying while the deadline allows: 429 (Retry-After or
- * backoff from 1 s), 5xx and timeouts (idempotent requests only, except 503),
- * connection failures. Every attempt is counted in
+ * backoff from 1 s), connection failures, and 5xx, 408 and timeouts for
+ * idempotent requests (others: see probe). An answer over RD_HTTP_MAX_BODY or
+ * one that stalls past the timeout fails the call as transient. Every attempt is counted in
  * rosterd_upstream_requests_total{system,code}.
  * Returns 0 when an HTTP answer below 400 arrived (resp filled). Returns -1
  * otherwise with err filled (msg "<system> <METHOD> <path>: HTTP n: <message>");

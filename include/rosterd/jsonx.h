@@ -6,6 +6,7 @@
 #ifndef ROSTERD_JSONX_H
 #define ROSTERD_JSONX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct json_object;
@@ -15,5 +16,12 @@ struct json_object *rd_json_get(struct json_object *o, const char *k);
 
 /* At most 160 bytes of body into out, control and non-ASCII bytes as spaces. */
 void rd_json_excerpt(const char *body, size_t len, char *out, size_t outlen);
+
+/*
+ * True when s[0..n) is well-formed UTF-8 as Postgres accepts it in a UTF8
+ * database (RFC 3629: shortest forms only, no surrogates, nothing above
+ * U+10FFFF) and holds no NUL byte. json-c's own check lets overlong forms pass.
+ */
+bool rd_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -82,7 +82,8 @@ int rd_cli_secret_key(struct rd_cli *cli, uint8_t key[RD_SECRET_KEY_LEN])
     if (rd_cli_config(cli) != 0)
         return -1;
     if (rd_config_require_secret_key(&cli->cfg, cli->config_path, err, sizeof err) != 0 ||
-        rd_secret_key_load(cli->cfg.secret_key_file, key, err, sizeof err) != 0) {
+        rd_secret_keys_load(cli->cfg.secret_key_file, cli->cfg.secret_key_previous_file, key, err,
+                            sizeof err) != 0) {
         rd_cli_error("%s", err);
         return -1;
     }
@@ -96,6 +97,7 @@ void rd_cli_close(struct rd_cli *cli)
     cli->db = NULL;
     if (cli->cfg_loaded)
         rd_config_free(&cli->cfg);
+    rd_secret_key_clear_previous();
     cli->cfg_loaded = false;
 }
 

@@ -140,6 +140,9 @@ int rd_cli_connection_list(struct rd_cli *cli, int argc, char **argv)
         }
         rd_cli_table_print(t, stdout);
         rd_cli_table_free(t);
+        /* An empty table is a header alone; say why on stderr, where scripts do not parse. */
+        if (n == 0)
+            rd_cli_error("no connections yet: add one with `rosterctl connection apply FILE`");
     }
     PQclear(res);
     return RD_CLI_OK;

@@ -158,4 +158,10 @@ int rd_cli_reconcile_run(struct rd_cli *cli, int argc, char **argv);
 int rd_cli_reconcile_approve(struct rd_cli *cli, int argc, char **argv);
 int rd_cli_report_show(struct rd_cli *cli, int argc, char **argv);
 
+/* cli_secrets.c */
+extern const char rd_cli_usage_secrets_rotate[];
+extern const char rd_cli_usage_secrets_status[];
+int rd_cli_secrets_rotate(struct rd_cli *cli, int argc, char **argv);
+int rd_cli_secrets_status(struct rd_cli *cli, int argc, char **argv);
+
 #endif

@@ -92,6 +92,10 @@ static const struct rd_cli_command commands[] = {
      "release the deactivations a run's circuit breaker held"},
     {"report", "show", rd_cli_report_show, rd_cli_usage_report_show,
      "show a reconciliation report (text, json, csv, html)"},
+    {"secrets", "rotate-key", rd_cli_secrets_rotate, rd_cli_usage_secrets_rotate,
+     "re-seal every stored secret under a new secret key"},
+    {"secrets", "status", rd_cli_secrets_status, rd_cli_usage_secrets_status,
+     "which key each stored secret is sealed under"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -21,7 +21,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define RD_HTTP_MAX_BODY (32u * 1024u * 1024u)
 #define RD_HTTP_MAX_ATTEMPTS 8
 
 struct rd_http_share {
@@ -289,8 +288,10 @@ static size_t on_body(char *buf, size_t size, size_t n, void *user)
 {
     struct rd_http_response *r = user;
     size_t len = size * n;
-    if (r->body.len + len > RD_HTTP_MAX_BODY)
+    if (r->body.len + len > RD_HTTP_MAX_BODY) {
+        r->too_large = true;
         return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
     rd_buf_append(&r->body, buf, len);
     return len;
 }
@@ -474,8 +475,11 @@ static void setup_easy(struct rd_http_client *c, const struct rd_http_request *r
     }
 }
 
-/* How one attempt ended, before the deadline is consulted. */
-enum attempt_verdict { V_DONE, V_RETRY, V_FAIL };
+/*
+ * How one attempt ended, before the deadline is consulted. V_UNSURE: a write
+ * that is not idempotent may or may not have been applied (see probe).
+ */
+enum attempt_verdict { V_DONE, V_RETRY, V_FAIL, V_UNSURE };
 
 static enum attempt_verdict classify_curl(CURLcode rc, bool idempotent, bool *permanent)
 {
@@ -484,15 +488,17 @@ static enum attempt_verdict classify_curl(CURLcode rc, bool idempotent, bool *pe
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_CONNECT:
         return V_RETRY; /* nothing was sent */
+    case CURLE_SSL_CONNECT_ERROR:
+        /* the handshake failed: no request went out */
+        return V_RETRY;
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-        return idempotent ? V_RETRY : V_FAIL;
+        return idempotent ? V_RETRY : V_UNSURE;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -544,10 +550,47 @@ static enum attempt_verdict classify_status(struct rd_http_client *c,
         *wait = ra >= 0 ? (double)ra : backoff(c, attempt, 1.0);
         return V_RETRY;
     }
-    if (st == 503 || ((st >= 500 || st == 408) && req->idempotent)) {
+    if (st >= 500 || st == 408) {
         *wait = ra >= 0 ? (double)ra : backoff(c, attempt, 0.0);
-        return V_RETRY;
+        /* Even a 503 does not promise that nothing was applied. */
+        return req->idempotent ? V_RETRY : V_UNSURE;
     }
+    return V_FAIL;
+}
+
+/*
+ * A write that may have landed: ask the probe before sending it again. Returns
+ * the verdict to act on; V_DONE means the write was found (resp->landed).
+ */
+static enum attempt_verdict resolve_unsure(const struct rd_http_request *req, double deadline,
+                                           struct rd_http_response *resp,
+                                           struct rd_http_error *err)
+{
+    if (!req->probe) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof(err->msg) - n,
+                 " (not repeated: it may have been applied upstream)");
+        err->outcome_unknown = true;
+        err->permanent = false;
+        return V_FAIL;
+    }
+    struct rd_http_error perr;
+    memset(&perr, 0, sizeof(perr));
+    int landed = req->probe(req->probe_arg, deadline, &perr);
+    if (landed == 1) {
+        resp->landed = true;
+        rd_log_info("upstream %s %s: no clear answer, but the write is there (read back)",
+                    req->system, req->method);
+        return V_DONE;
+    }
+    if (landed == 0)
+        return V_RETRY;
+    size_t n = strlen(err->msg);
+    snprintf(err->msg + n, sizeof(err->msg) - n, "; reading back whether it was applied failed: %s",
+             perr.msg);
+    finish_msg(req, err);
+    err->outcome_unknown = true;
+    err->permanent = false;
     return V_FAIL;
 }
 
@@ -579,6 +622,7 @@ int rd_http_do(struct rd_http_client *c, const struct rd_http_request *req,
         rd_buf_reset(&resp->body);
         clear_headers(resp);
         resp->status = 0;
+        resp->too_large = false;
         resp->attempts = attempt;
         c->errbuf[0] = '\0';
         setup_easy(c, req, hdrs, resp, tmo);
@@ -590,22 +634,30 @@ int rd_http_do(struct rd_http_client *c, const struct rd_http_request *req,
                      req->method, path, attempt, resp->status, (rd_http_now() - start) * 1000.0);
         double wait = 0;
         enum attempt_verdict v;
-        if (cc != CURLE_OK) {
+        if (cc == CURLE_WRITE_ERROR && resp->too_large) {
+            /* Not the answer of a healthy upstream: fail now, the queue retries later. */
+            rd_http_error_set(err, false, 0, "%s %s %s: answer larger than %u MiB, cut off",
+                              req->system, req->method, path, RD_HTTP_MAX_BODY >> 20);
+            v = V_FAIL;
+        } else if (cc != CURLE_OK) {
             bool perm;
             v = classify_curl(cc, req->idempotent, &perm);
             rd_http_error_set(err, perm, 0, "%s %s %s: %s", req->system, req->method, path,
                               c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
             finish_msg(req, err);
-            if (v == V_RETRY)
+            if (v == V_RETRY || v == V_UNSURE)
                 wait = backoff(c, attempt, 0.0);
         } else {
             v = classify_status(c, req, resp, attempt, &wait);
-            if (v == V_DONE) {
-                rc = 0;
-                memset(err, 0, sizeof(*err));
-                break;
-            }
-            http_fail(req, path, resp, err);
+            if (v != V_DONE)
+                http_fail(req, path, resp, err);
+        }
+        if (v == V_UNSURE)
+            v = resolve_unsure(req, deadline, resp, err);
+        if (v == V_DONE) {
+            rc = 0;
+            memset(err, 0, sizeof(*err));
+            break;
         }
         if (v == V_FAIL || attempt >= RD_HTTP_MAX_ATTEMPTS)
             break;

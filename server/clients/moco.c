@@ -213,9 +213,11 @@ void rd_moco_set_budget_db(struct rd_moco *m, PGconn *db)
     m->budget_db = db;
 }
 
-static int moco_call(struct rd_moco *m, const char *method, const char *url, const char *log_path,
-                     const char *body, bool idempotent, double deadline,
-                     struct rd_http_response *resp, struct rd_http_error *err)
+/* One paced, authenticated request; probe as in rd_http_request (NULL for most calls). */
+static int moco_call_probe(struct rd_moco *m, const char *method, const char *url,
+                           const char *log_path, const char *body, bool idempotent,
+                           rd_http_probe_fn probe, void *probe_arg, double deadline,
+                           struct rd_http_response *resp, struct rd_http_error *err)
 {
     memset(resp, 0, sizeof(*resp));
     struct rd_rate rate = {.limit = m->limit, .window_s = (double)m->window_s};
@@ -229,12 +231,21 @@ static int moco_call(struct rd_moco *m, const char *method, const char *url, con
         .system = "moco", .method = method, .url = url, .log_path = log_path, .headers = hdrs,
         .nheaders = body ? 3 : 2, .body = body, .body_len = body ? strlen(body) : 0,
         .deadline = deadline, .idempotent = idempotent, .errmsg = moco_errmsg,
-        .secrets = secrets};
+        .secrets = secrets, .probe = probe, .probe_arg = probe_arg};
+    /* A probe is a request of its own and takes its own slot of the budget. */
     int rc = rd_http_do(m->http, &req, resp, err);
     rd_pacer_release(&ticket);
     rd_memzero(auth, strlen(auth));
     free(auth);
     return rc;
+}
+
+static int moco_call(struct rd_moco *m, const char *method, const char *url, const char *log_path,
+                     const char *body, bool idempotent, double deadline,
+                     struct rd_http_response *resp, struct rd_http_error *err)
+{
+    return moco_call_probe(m, method, url, log_path, body, idempotent, NULL, NULL, deadline, resp,
+                           err);
 }
 
 static int moco_list(struct rd_moco *m, const char *first, const char *log_path, double deadline,
@@ -419,6 +430,32 @@ int rd_moco_list_schedules(struct rd_moco *m, const char *from, const char *to, 
     return rc;
 }
 
+/*
+ * Read-before-retry for POST /schedules: does the user now have an entry that
+ * day with our comment (or any, when we sent none: MOCO allows one a day)?
+ */
+struct schedule_probe {
+    struct rd_moco *m;
+    const struct rd_moco_schedule *s;
+    int64_t id;
+};
+
+static int schedule_probe(void *arg, double deadline, struct rd_http_error *err)
+{
+    struct schedule_probe *p = arg;
+    struct rd_moco_schedule_list l;
+    if (rd_moco_list_schedules(p->m, p->s->date, p->s->date, p->s->user_id, deadline, &l, err) != 0)
+        return -1;
+    for (size_t i = 0; i < l.count && !p->id; i++) {
+        const struct rd_moco_schedule *e = &l.items[i];
+        if (e->user_id == p->s->user_id && strcmp(e->date, p->s->date) == 0 &&
+            (!p->s->comment || (e->comment && strcmp(e->comment, p->s->comment) == 0)))
+            p->id = e->id;
+    }
+    rd_moco_schedule_list_free(&l);
+    return p->id > 0 ? 1 : 0;
+}
+
 int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
                             const struct rd_audit_ctx *audit, double deadline, int64_t *id_out,
                             struct rd_http_error *err)
@@ -432,14 +469,25 @@ int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     json_object_object_add(body, "pm", json_object_new_boolean(s->pm));
     if (s->comment)
         json_object_object_add(body, "comment", json_object_new_string(s->comment));
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "moco", "POST", "/schedules", body, &aid, err) != 0) {
+        json_object_put(body);
+        return -1;
+    }
     char *url = rd_asprintf("%s/schedules", m->base_url);
     struct rd_http_response resp;
-    /* not idempotent: a repeat would meet our own entry (422); the job re-reads instead */
-    int rc = moco_call(m, "POST", url, "/schedules",
-                       json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), false,
-                       deadline, &resp, err);
+    /*
+     * Not idempotent (a repeat would meet our own entry: 422): after an answer
+     * that leaves it open, the day is read back before anything is sent again.
+     */
+    struct schedule_probe probe = {m, s, 0};
+    int rc = moco_call_probe(m, "POST", url, "/schedules",
+                             json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), false,
+                             schedule_probe, &probe, deadline, &resp, err);
     free(url);
-    if (rc == 0) {
+    if (rc == 0 && resp.landed) {
+        *id_out = probe.id;
+    } else if (rc == 0) {
         struct json_object *root = json_tokener_parse(resp.body.data ? resp.body.data : "");
         *id_out = jint(rd_json_get(root, "id"));
         json_object_put(root);
@@ -450,8 +498,8 @@ int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     }
     if (*id_out > 0)
         json_object_object_add(body, "id", json_object_new_int64(*id_out));
-    (void)rd_audit_ctx_record(audit, "moco", "POST", "/schedules", body, rc == 0 ? "ok" : "failed",
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, body, rc == 0 ? "ok" : "failed", (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(body);
     return rc;
@@ -469,6 +517,11 @@ int rd_moco_update_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     json_object_object_add(body, "comment", json_object_new_string(s->comment ? s->comment : ""));
     char path[64];
     snprintf(path, sizeof(path), "/schedules/%lld", (long long)s->id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "moco", "PUT", path, body, &aid, err) != 0) {
+        json_object_put(body);
+        return -1;
+    }
     char *url = rd_asprintf("%s%s", m->base_url, path);
     struct rd_http_response resp;
     int rc = moco_call(m, "PUT", url, path,
@@ -477,9 +530,8 @@ int rd_moco_update_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     free(url);
     if (rc != 0 && resp.status == 404)
         *gone = true; /* the caller creates it afresh */
-    (void)rd_audit_ctx_record(audit, "moco", "PUT", path, body,
-                              rc == 0 ? "ok" : (*gone ? "not_found" : "failed"), (int)resp.status,
-                              rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, NULL, rc == 0 ? "ok" : (*gone ? "not_found" : "failed"),
+                           (int)resp.status, rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(body);
     return rc;
@@ -491,6 +543,9 @@ int rd_moco_delete_schedule(struct rd_moco *m, int64_t id, const struct rd_audit
     *gone = false;
     char path[64];
     snprintf(path, sizeof(path), "/schedules/%lld", (long long)id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "moco", "DELETE", path, NULL, &aid, err) != 0)
+        return -1;
     char *url = rd_asprintf("%s%s", m->base_url, path);
     struct rd_http_response resp;
     int rc = moco_call(m, "DELETE", url, path, NULL, true, deadline, &resp, err);
@@ -500,9 +555,8 @@ int rd_moco_delete_schedule(struct rd_moco *m, int64_t id, const struct rd_audit
         rc = 0;
         memset(err, 0, sizeof(*err));
     }
-    (void)rd_audit_ctx_record(audit, "moco", "DELETE", path, NULL,
-                              rc == 0 ? (*gone ? "not_found" : "ok") : "failed", (int)resp.status,
-                              rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, NULL, rc == 0 ? (*gone ? "not_found" : "ok") : "failed",
+                           (int)resp.status, rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     return rc;
 }

@@ -631,10 +631,10 @@ static char *get_token(struct rd_personio *p, double deadline, struct rd_http_er
  * One authenticated call. A 401/403 refreshes the token once and repeats the
  * request. path_q is the path with query; log_path the path without.
  */
-static int personio_call(struct rd_personio *p, const char *method, const char *path_q,
-                         const char *log_path, const char *body, bool idempotent,
-                         double deadline, struct rd_http_response *resp,
-                         struct rd_http_error *err)
+static int personio_call_probe(struct rd_personio *p, const char *method, const char *path_q,
+                               const char *log_path, const char *body, bool idempotent,
+                               rd_http_probe_fn probe, void *probe_arg, double deadline,
+                               struct rd_http_response *resp, struct rd_http_error *err)
 {
     char *url = rd_asprintf("%s%s", p->base_url, path_q);
     char *used = NULL;
@@ -652,7 +652,8 @@ static int personio_call(struct rd_personio *p, const char *method, const char *
             .system = "personio", .method = method, .url = url, .log_path = log_path,
             .headers = hdrs, .nheaders = body ? 3 : 2, .body = body,
             .body_len = body ? strlen(body) : 0, .deadline = deadline, .idempotent = idempotent,
-            .errmsg = rd_personio_error_message, .secrets = secrets};
+            .errmsg = rd_personio_error_message, .secrets = secrets, .probe = probe,
+            .probe_arg = probe_arg};
         rd_http_response_free(resp);
         struct rd_pace_ticket t[2];
         rc = pace(p, log_path, deadline, t, err);
@@ -678,6 +679,15 @@ static int personio_call(struct rd_personio *p, const char *method, const char *
     zfree(used);
     free(url);
     return rc;
+}
+
+static int personio_call(struct rd_personio *p, const char *method, const char *path_q,
+                         const char *log_path, const char *body, bool idempotent,
+                         double deadline, struct rd_http_response *resp,
+                         struct rd_http_error *err)
+{
+    return personio_call_probe(p, method, path_q, log_path, body, idempotent, NULL, NULL,
+                               deadline, resp, err);
 }
 
 static struct json_object *parse_body(const struct rd_http_response *resp, const char *what,
@@ -904,6 +914,35 @@ static const char *outcome_of(int rc, bool overlap, bool gone)
     return rc == 0 ? (gone ? "not_found" : "ok") : overlap ? "conflict" : "failed";
 }
 
+/*
+ * Read-before-retry for POST /attendances: is there now an attendance of this
+ * employee on that day starting at that time (with our comment, when we sent one)?
+ */
+struct attendance_probe {
+    struct rd_personio *p;
+    const struct rd_personio_attendance *a;
+    int64_t id;
+};
+
+static int attendance_probe(void *arg, double deadline, struct rd_http_error *err)
+{
+    struct attendance_probe *pr = arg;
+    const struct rd_personio_attendance *a = pr->a;
+    struct rd_personio_attendance_list l;
+    if (rd_personio_list_attendances(pr->p, a->date, a->date, a->employee_id, deadline, &l, err) !=
+        0)
+        return -1;
+    for (size_t i = 0; i < l.count && !pr->id; i++) {
+        const struct rd_personio_attendance *e = &l.items[i];
+        if (e->employee_id == a->employee_id && strcmp(e->date, a->date) == 0 &&
+            strcmp(e->start_time, a->start_time) == 0 &&
+            (!a->comment || (e->comment && strcmp(e->comment, a->comment) == 0)))
+            pr->id = e->id;
+    }
+    rd_personio_attendance_list_free(&l);
+    return pr->id > 0 ? 1 : 0;
+}
+
 int rd_personio_create_attendance(struct rd_personio *p, const struct rd_personio_attendance *a,
                                   bool skip_approval, const struct rd_audit_ctx *audit,
                                   double deadline, int64_t *id_out, bool *overlap,
@@ -917,12 +956,25 @@ int rd_personio_create_attendance(struct rd_personio *p, const struct rd_personi
     json_object_array_add(arr, json_object_get(item));
     json_object_object_add(body, "attendances", arr);
     json_object_object_add(body, "skip_approval", json_object_new_boolean(skip_approval));
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "personio", "POST", "/v1/company/attendances", item, &aid, err) !=
+        0) {
+        json_object_put(item);
+        json_object_put(body);
+        return -1;
+    }
     struct rd_http_response resp;
-    /* not idempotent: a blind repeat could double the period; the job re-reads instead */
-    int rc = personio_call(p, "POST", "/v1/company/attendances", "/v1/company/attendances",
-                           json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), false,
-                           deadline, &resp, err);
-    if (rc == 0) {
+    /*
+     * Not idempotent (a blind repeat could double the period): after an answer
+     * that leaves it open, the day is read back before anything is sent again.
+     */
+    struct attendance_probe probe = {p, a, 0};
+    int rc = personio_call_probe(p, "POST", "/v1/company/attendances", "/v1/company/attendances",
+                                 json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+                                 false, attendance_probe, &probe, deadline, &resp, err);
+    if (rc == 0 && resp.landed) {
+        *id_out = probe.id;
+    } else if (rc == 0) {
         struct json_object *root = parse_body(&resp, "POST /v1/company/attendances", err);
         struct json_object *ids = rd_json_get(rd_json_get(root, "data"), "id");
         if (ids && json_object_is_type(ids, json_type_array) && json_object_array_length(ids) > 0)
@@ -937,9 +989,8 @@ int rd_personio_create_attendance(struct rd_personio *p, const struct rd_personi
     }
     if (*id_out > 0)
         json_object_object_add(item, "id", json_object_new_int64(*id_out));
-    (void)rd_audit_ctx_record(audit, "personio", "POST", "/v1/company/attendances", item,
-                              outcome_of(rc, *overlap, false), (int)resp.status,
-                              rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, item, outcome_of(rc, *overlap, false), (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(item);
     json_object_put(body);
@@ -955,14 +1006,19 @@ int rd_personio_update_attendance(struct rd_personio *p, const struct rd_personi
     json_object_object_add(body, "skip_approval", json_object_new_boolean(skip_approval));
     char path[64];
     snprintf(path, sizeof(path), "/v1/company/attendances/%lld", (long long)a->id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "personio", "PATCH", path, body, &aid, err) != 0) {
+        json_object_put(body);
+        return -1;
+    }
     struct rd_http_response resp;
     int rc = personio_call(p, "PATCH", path, path,
                            json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), true,
                            deadline, &resp, err);
     if (rc != 0 && resp.status == 400)
         *overlap = rd_personio_is_overlap_error(resp.body.data, resp.body.len);
-    (void)rd_audit_ctx_record(audit, "personio", "PATCH", path, body, outcome_of(rc, *overlap, false),
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, body, outcome_of(rc, *overlap, false), (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(body);
     return rc;
@@ -976,6 +1032,9 @@ int rd_personio_delete_attendance(struct rd_personio *p, int64_t id, bool skip_a
     char path[64], path_q[96];
     snprintf(path, sizeof(path), "/v1/company/attendances/%lld", (long long)id);
     snprintf(path_q, sizeof(path_q), "%s?skip_approval=%s", path, skip_approval ? "true" : "false");
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "personio", "DELETE", path, NULL, &aid, err) != 0)
+        return -1;
     struct rd_http_response resp;
     int rc = personio_call(p, "DELETE", path_q, path, NULL, true, deadline, &resp, err);
     if (rc != 0 && resp.status == 404) {
@@ -983,8 +1042,8 @@ int rd_personio_delete_attendance(struct rd_personio *p, int64_t id, bool skip_a
         rc = 0;
         memset(err, 0, sizeof(*err));
     }
-    (void)rd_audit_ctx_record(audit, "personio", "DELETE", path, NULL, outcome_of(rc, false, *gone),
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, NULL, outcome_of(rc, false, *gone), (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     return rc;
 }

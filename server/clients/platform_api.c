@@ -73,6 +73,11 @@ int rd_platform_create_delegation(struct rd_scim *s, const char *approver, const
     add_str(b, "ends_at", ends_at);
     add_str(b, "reason", reason);
     add_str(b, "external_id", external_id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "platform", "POST", "/approval-delegations", b, &aid, err) != 0) {
+        json_object_put(b);
+        return -1;
+    }
     struct rd_http_response resp;
     /* with an external_id a repeat is answered 409 + id, so retrying is safe */
     int rc = rd_scim_call(s, "platform", s->api_base, "POST", "/approval-delegations",
@@ -96,9 +101,8 @@ int rd_platform_create_delegation(struct rd_scim *s, const char *approver, const
     }
     if (*id_out)
         add_str(b, "id", *id_out);
-    (void)rd_audit_ctx_record(audit, "platform", "POST", "/approval-delegations", b,
-                              rc != 0 ? "failed" : *existed ? "conflict" : "ok", (int)resp.status,
-                              rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, b, rc != 0 ? "failed" : *existed ? "conflict" : "ok",
+                           (int)resp.status, rc == 0 ? NULL : err->msg);
     json_object_put(root);
     json_object_put(b);
     rd_http_response_free(&resp);
@@ -115,6 +119,11 @@ int rd_platform_delete_delegation(struct rd_scim *s, const char *id,
     struct rd_buf path = {0};
     rd_buf_puts(&path, "/approval-delegations/");
     rd_http_urlencode(&path, id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "platform", "DELETE", path.data, NULL, &aid, err) != 0) {
+        rd_buf_free(&path);
+        return -1;
+    }
     struct rd_http_response resp;
     int rc = rd_scim_call(s, "platform", s->api_base, "DELETE", path.data, path.data, NULL, true,
                           deadline, rd_scim_error_message, &resp, err);
@@ -123,9 +132,8 @@ int rd_platform_delete_delegation(struct rd_scim *s, const char *id,
         rc = 0;
         memset(err, 0, sizeof(*err));
     }
-    (void)rd_audit_ctx_record(audit, "platform", "DELETE", path.data, NULL,
-                              rc == 0 ? (*gone ? "not_found" : "ok") : "failed", (int)resp.status,
-                              rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, NULL, rc == 0 ? (*gone ? "not_found" : "ok") : "failed",
+                           (int)resp.status, rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     rd_buf_free(&path);
     return rc;

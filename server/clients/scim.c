@@ -197,6 +197,16 @@ int rd_scim_call(struct rd_scim *s, const char *system, const char *base, const 
                  double deadline, rd_http_errmsg_fn errmsg, struct rd_http_response *resp,
                  struct rd_http_error *err)
 {
+    return rd_scim_call_probe(s, system, base, method, path_q, log_path, body, idempotent, NULL,
+                              NULL, deadline, errmsg, resp, err);
+}
+
+int rd_scim_call_probe(struct rd_scim *s, const char *system, const char *base,
+                       const char *method, const char *path_q, const char *log_path,
+                       const char *body, bool idempotent, rd_http_probe_fn probe,
+                       void *probe_arg, double deadline, rd_http_errmsg_fn errmsg,
+                       struct rd_http_response *resp, struct rd_http_error *err)
+{
     char *url = rd_asprintf("%s%s", base, path_q);
     char *auth = rd_asprintf("Authorization: Bearer %s", s->token);
     bool scim = strcmp(system, "scim") == 0;
@@ -206,7 +216,8 @@ int rd_scim_call(struct rd_scim *s, const char *system, const char *base, const 
     struct rd_http_request req = {
         .system = system, .method = method, .url = url, .log_path = log_path, .headers = hdrs,
         .nheaders = body ? 3 : 2, .body = body, .body_len = body ? strlen(body) : 0,
-        .deadline = deadline, .idempotent = idempotent, .errmsg = errmsg, .secrets = secrets};
+        .deadline = deadline, .idempotent = idempotent, .errmsg = errmsg, .secrets = secrets,
+        .probe = probe, .probe_arg = probe_arg};
     int rc = rd_http_do(s->http, &req, resp, err);
     rd_memzero(auth, strlen(auth));
     free(auth);
@@ -393,6 +404,23 @@ static char *json_text(struct json_object *o)
     return rd_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 }
 
+/* Read-before-retry for POST /Users: is there a user with this userName now? */
+struct user_probe {
+    struct rd_scim *s;
+    const char *user_name;
+    struct rd_scim_user *out;
+};
+
+static int user_probe(void *arg, double deadline, struct rd_http_error *err)
+{
+    struct user_probe *p = arg;
+    bool found = false;
+    rd_scim_user_clear(p->out);
+    if (rd_scim_find_user(p->s, p->user_name, deadline, &found, p->out, err) != 0)
+        return -1;
+    return found && p->out->id ? 1 : 0;
+}
+
 int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
                         const struct rd_audit_ctx *audit, double deadline, struct rd_scim_user *out,
                         struct rd_http_error *err)
@@ -429,12 +457,25 @@ int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
         json_object_object_add(ent, "manager", mg);
     }
     json_object_object_add(b, SCIM_ENT, ent);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "scim", "POST", "/Users", b, &aid, err) != 0) {
+        json_object_put(b);
+        return -1;
+    }
     char *text = json_text(b);
     struct rd_http_response resp;
-    int rc = rd_scim_call(s, "scim", s->scim_base, "POST", "/Users", "/Users", text, false,
-                          deadline, rd_scim_error_message, &resp, err);
+    /*
+     * Not idempotent, and SCIM has no idempotency key: after an answer that
+     * leaves it open, the user is looked up by userName before anything is
+     * sent again (a blind repeat would meet 409 or make a second account).
+     */
+    struct user_probe probe = {s, u->user_name, out};
+    int rc = rd_scim_call_probe(s, "scim", s->scim_base, "POST", "/Users", "/Users", text, false,
+                                user_probe, &probe, deadline, rd_scim_error_message, &resp, err);
     free(text);
-    if (rc == 0) {
+    if (rc == 0 && resp.landed) {
+        /* out was filled by the probe */
+    } else if (rc == 0) {
         struct json_object *root = rd_scim_parse_object(&resp, "scim POST /Users", err);
         if (root)
             parse_user(root, out);
@@ -447,9 +488,12 @@ int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
     }
     if (out->id)
         json_object_object_add(b, "id", json_object_new_string(out->id));
-    (void)rd_audit_ctx_record(audit, "scim", "POST", "/Users", b,
-                              rc == 0 ? "ok" : resp.status == 409 ? "conflict" : "failed",
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, b,
+                           rc == 0 ? "ok" : resp.status == 409 ? "conflict" : "failed",
+                           (int)resp.status,
+                              rc != 0       ? err->msg
+                              : resp.landed ? "answer lost; the user was found on reading back"
+                                            : NULL);
     rd_http_response_free(&resp);
     json_object_put(b);
     return rc;
@@ -467,13 +511,19 @@ static int patch(struct rd_scim *s, const char *kind, const char *id, struct jso
     struct rd_buf path = {0};
     rd_buf_printf(&path, "/%s/", kind);
     rd_http_urlencode(&path, id);
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "scim", "PATCH", path.data, b, &aid, err) != 0) {
+        rd_buf_free(&path);
+        json_object_put(b);
+        return -1;
+    }
     char *text = json_text(b);
     struct rd_http_response resp;
     int rc = rd_scim_call(s, "scim", s->scim_base, "PATCH", path.data, path.data, text, true,
                           deadline, rd_scim_error_message, &resp, err);
     free(text);
-    (void)rd_audit_ctx_record(audit, "scim", "PATCH", path.data, b, rc == 0 ? "ok" : "failed",
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, b, rc == 0 ? "ok" : "failed", (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     rd_buf_free(&path);
     json_object_put(b);

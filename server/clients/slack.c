@@ -75,12 +75,23 @@ int rd_slack_post(struct rd_http_client *http, const char *webhook_url, const ch
     struct rd_http_request req = {
         .system = "slack", .method = "POST", .url = webhook_url, .log_path = host,
         .headers = hdrs, .nheaders = 1, .body = body, .body_len = strlen(body),
-        .deadline = deadline, .idempotent = true, /* a repeated alert beats a lost one */
+        /*
+         * Not idempotent, and Slack offers neither an idempotency key nor a way to
+         * read a hook's messages back: after a 5xx or a timeout the alert may have
+         * been posted, so it is not repeated here. The error says so
+         * (outcome_unknown); the caller decides whether a job retry may repeat it.
+         */
+        .deadline = deadline, .idempotent = false,
         .errmsg = slack_errmsg, .secrets = strlen(path) >= 4 ? secrets : NULL};
+    int64_t aid;
+    if (rd_audit_ctx_begin(audit, "slack", "POST", host, b, &aid, err) != 0) {
+        json_object_put(b);
+        return -1;
+    }
     struct rd_http_response resp;
     int rc = rd_http_do(http, &req, &resp, err);
-    (void)rd_audit_ctx_record(audit, "slack", "POST", host, b, rc == 0 ? "ok" : "failed",
-                              (int)resp.status, rc == 0 ? NULL : err->msg);
+    (void)rd_audit_ctx_end(audit, aid, b, rc == 0 ? "ok" : "failed", (int)resp.status,
+                           rc == 0 ? NULL : err->msg);
     rd_http_response_free(&resp);
     json_object_put(b);
     return rc;

@@ -330,6 +330,7 @@ def write_rosterd(st, args):
         f"listen = 127.0.0.1:{st.rd_port}\nadmin_listen = 127.0.0.1:{st.rd_admin}\n"
         f"tls_cert = {st.cert}\ntls_key = {st.key}\nsecret_key_file = {key_file}\n"
         f"database_url = {st.pg.url('rosterd')}\nlog_level = warn\nlog_format = json\n"
+        "test_handlers = on\n"
         f"workers = {args.queue_workers}\n")
     conn = {
         "name": "bench", "timezone": "Europe/Berlin", "start_date": "2026-01-01",

@@ -41,6 +41,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(cfg.header_timeout_seconds >= 1 && cfg.header_timeout_seconds <= 300);
         check(cfg.intake_max_pending >= 100 && cfg.intake_max_pending <= 1000000);
         check(cfg.event_retention_days >= 30 && cfg.event_retention_days <= 3650);
+        check(cfg.job_history_days >= 1 && cfg.job_history_days <= 3650);
+        check(cfg.test_handlers == true || cfg.test_handlers == false);
+        check(!cfg.secret_key_previous_file || *cfg.secret_key_previous_file);
         check(cfg.database_url && *cfg.database_url);
         check_address(cfg.listen);
         check_address(cfg.admin_listen);

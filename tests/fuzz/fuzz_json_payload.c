@@ -1,95 +1,97 @@
 /*
- * Fuzzes webhook body parsing with json-c the way the intake does it: a
- * strict, UTF-8 validating, length-bounded parse of the whole body, then the
- * person id lookup (payload.person.id, payload.person_id, payload.id) and
- * MOCO's user.id. Self-contained so it does not depend on the intake code.
+ * libFuzzer target for the intake's JSON payload extractors (server/intake.c,
+ * rd_intake_describe): the strict, UTF-8 validating, depth-limited parse of a
+ * verified body, the event name (Personio) or X-Moco-Target/-Event (MOCO), and
+ * the subject lookups (payload.person.id, payload.person_id, payload.id;
+ * user.id, or id for a User). Input: first byte's low bit picks MOCO; for MOCO
+ * the next two lines are the target and event headers; the rest is the body.
  */
 #include <json-c/json.h>
 
-#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The intake's max_body_bytes is far below this; larger inputs are refused. */
-#define MAX_BODY (1u << 20)
-#define MAX_DEPTH 32
-#define MAX_ID_LEN 64
+#include "intake_internal.h"
+#include "rosterd/mem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static json_object *get(json_object *o, const char *key)
+/* The intake's max_body_bytes is at most 64 MiB; fuzz inputs stay far smaller. */
+#define MAX_BODY (1u << 20)
+/* Same depth as the intake's tokener (json_tokener_new_ex(64)). */
+#define MAX_DEPTH 64
+
+static void check(int ok, const char *what)
 {
-    json_object *v = NULL;
-    if (!o || !json_object_is_type(o, json_type_object))
+    if (!ok) {
+        fprintf(stderr, "property violated: %s\n", what);
+        abort();
+    }
+}
+
+static bool name_chars(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-' || *s == ':'))
+            return false;
+    return true;
+}
+
+/* Splits off one '\n'-terminated line as a new string; NULL when there is none. */
+static char *take_line(const uint8_t **p, size_t *n)
+{
+    const uint8_t *nl = memchr(*p, '\n', *n);
+    if (!nl)
         return NULL;
-    return json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-/* Ids come as numbers or strings; anything else counts as absent. */
-static int id_to_text(json_object *v, char *out, size_t outlen)
-{
-    if (!v)
-        return -1;
-    if (json_object_is_type(v, json_type_int)) {
-        snprintf(out, outlen, "%" PRId64, json_object_get_int64(v));
-        return 0;
-    }
-    if (json_object_is_type(v, json_type_string)) {
-        int n = json_object_get_string_len(v);
-        const char *s = json_object_get_string(v);
-        if (n <= 0 || (size_t)n >= outlen || (size_t)n >= MAX_ID_LEN || memchr(s, '\0', (size_t)n))
-            return -1;
-        memcpy(out, s, (size_t)n);
-        out[n] = '\0';
-        return 0;
-    }
-    return -1;
-}
-
-static void walk(json_object *root)
-{
-    char id[MAX_ID_LEN + 32];
-    json_object *payload = get(root, "payload");
-    int found = id_to_text(get(get(payload, "person"), "id"), id, sizeof id) == 0 ||
-                id_to_text(get(payload, "person_id"), id, sizeof id) == 0 ||
-                id_to_text(get(payload, "id"), id, sizeof id) == 0;
-    if (found && strlen(id) == 0)
-        abort();
-    (void)id_to_text(get(get(root, "user"), "id"), id, sizeof id);
-    (void)id_to_text(get(root, "id"), id, sizeof id);
-
-    json_object *name = get(root, "event_name");
-    if (name && json_object_is_type(name, json_type_string))
-        (void)json_object_get_string(name);
-
-    /* What is stored for replay must parse again. */
-    const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-    if (!text)
-        abort();
-    json_object *again = json_tokener_parse(text);
-    if (!again) {
-        fprintf(stderr, "re-serialised JSON does not parse: %s\n", text);
-        abort();
-    }
-    json_object_put(again);
+    char *line = rd_strndup((const char *)*p, (size_t)(nl - *p));
+    *n -= (size_t)(nl - *p) + 1;
+    *p = nl + 1;
+    return line;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > MAX_BODY)
+    static struct json_tokener *tok;
+    if (size < 1 || size > MAX_BODY)
         return 0;
-    json_tokener *tok = json_tokener_new_ex(MAX_DEPTH);
-    if (!tok)
-        abort();
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    json_object *root = json_tokener_parse_ex(tok, (const char *)data, (int)size);
-    /* Incomplete input (json_tokener_continue) or trailing bytes are errors too. */
-    if (root && json_tokener_get_error(tok) == json_tokener_success &&
-        json_tokener_get_parse_end(tok) == size && json_object_is_type(root, json_type_object))
-        walk(root);
-    json_object_put(root);
-    json_tokener_free(tok);
+    if (!tok) {
+        /* One tokener for every input, reset per parse, exactly as on the intake's loop. */
+        tok = json_tokener_new_ex(MAX_DEPTH);
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    }
+    bool moco = data[0] & 1;
+    const uint8_t *p = data + 1;
+    size_t n = size - 1;
+    char *target = moco ? take_line(&p, &n) : NULL;
+    char *event = moco && target ? take_line(&p, &n) : NULL;
+
+    struct rd_pending *pd = rd_calloc(1, sizeof(*pd));
+    pd->body = rd_malloc(n + 1); /* the intake copies the body and NUL-terminates it */
+    memcpy(pd->body, p, n);
+    pd->body[n] = '\0';
+    pd->body_len = n;
+    const char *bad = rd_intake_describe(tok, pd, moco, target, event);
+    if (bad) {
+        check(*bad != '\0', "a refusal has a message");
+        check(pd->event_type == NULL, "no event type on a refusal");
+    } else {
+        check(pd->event_type && *pd->event_type, "an accepted body has an event type");
+        check(strlen(pd->event_type) <= 2 * 200 + 1, "event type is bounded");
+        check(name_chars(pd->event_type), "event type has only name characters");
+        if (pd->subject)
+            check(*pd->subject && strlen(pd->subject) <= 200, "subject is bounded");
+        /* An accepted body is one strict JSON value: it parses again on its own. */
+        struct json_tokener *t2 = json_tokener_new_ex(MAX_DEPTH);
+        struct json_object *again = json_tokener_parse_ex(t2, pd->body, (int)pd->body_len);
+        check(again != NULL, "accepted body parses");
+        json_object_put(again);
+        json_tokener_free(t2);
+    }
+    rd_pending_free(pd);
+    free(target);
+    free(event);
     return 0;
 }

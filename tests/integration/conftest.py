@@ -74,6 +74,8 @@ def make_conf(tmp_path_factory, pg, tls, secret_key, admin_token):
             "secret_key_file": str(secret_key.path),
             "admin_token_file": str(admin_token.path),
             "log_format": "json",
+            # The suites drive test.script and noop jobs; production keeps them off.
+            "test_handlers": "on",
         }
         values.update({k: (None if v is None else str(v)) for k, v in overrides.items()})
         return H.write_conf(tmp_path_factory.mktemp("conf"), values, extra_lines)

@@ -3,6 +3,8 @@ rosterctl against a real throwaway Postgres: migrate, connection apply/list/show
 (secret references, masking, encryption at rest) and events list/count/show with
 rows inserted directly. Self-contained: the cli_pg fixture owns its own cluster.
 """
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -199,8 +201,12 @@ def write_doc(cli_pg, doc, filename=None):
 def open_sealed(cli_pg, name):
     (sealed,) = cli_pg.query("SELECT sealed FROM connections WHERE name = %s", (name,))[0]
     sealed = bytes(sealed)
-    assert sealed[0] == 1
-    plain = AESGCM(cli_pg.key).decrypt(sealed[1:13], sealed[13:], name.encode())
+    # Version 2: 0x02 || key id (8) || nonce (12) || ciphertext || tag; the header is
+    # authenticated before the connection name.
+    assert sealed[0] == 2
+    key_id = hmac.new(cli_pg.key, b"rosterd secret key id", hashlib.sha256).digest()[:8]
+    assert sealed[1:9] == key_id
+    plain = AESGCM(cli_pg.key).decrypt(sealed[9:21], sealed[21:], sealed[:9] + name.encode())
     return sealed, json.loads(plain)
 
 

@@ -29,6 +29,7 @@ int main(int argc, char **argv)
     cfg.workers = 4;
     cfg.max_attempts = 12;
     cfg.retry_base_seconds = 2;
+    cfg.test_handlers = true; /* the queue tests drive test.script jobs */
     char name[128];
     snprintf(name, sizeof name, "driver:%ld", (long)getpid());
     const char *inst = name;

@@ -518,6 +518,7 @@ int main(int argc, char **argv)
         json_object_object_add(e, "http_status", json_object_new_int(pr.err.http_status));
         json_object_object_add(e, "retry_after_s", json_object_new_int(pr.err.retry_after_s));
         json_object_object_add(e, "msg", json_object_new_string(pr.err.msg));
+        json_object_object_add(e, "outcome_unknown", json_object_new_boolean(pr.err.outcome_unknown));
         json_object_object_add(out, "error", e);
     }
     json_object_object_add(out, "elapsed_s", json_object_new_double(rd_http_now() - start));

@@ -77,6 +77,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.header_timeout_seconds, 10);
     assert_int_equal(cfg.intake_max_pending, 20000);
     assert_int_equal(cfg.event_retention_days, 30);
+    assert_null(cfg.secret_key_previous_file);
+    assert_false(cfg.test_handlers); /* production builds never run test.* kinds by default */
     rd_config_free(&cfg);
     assert_null(cfg.listen);
     rd_config_free(&cfg); /* twice is harmless */
@@ -104,7 +106,9 @@ static void test_every_type_parses(void **state)
                        "log_format = text\n"
                        "header_timeout_seconds = 300\n"
                        "intake_max_pending = 100\n"
-                       "event_retention_days = 3650\n";
+                       "event_retention_days = 3650\n"
+                       "secret_key_previous_file = /etc/rosterd/old.key\n"
+                       "test_handlers = on\n";
     struct rd_config cfg;
     char err[256];
     assert_int_equal(parse(text, &cfg, err, sizeof(err)), 0);
@@ -127,7 +131,18 @@ static void test_every_type_parses(void **state)
     assert_int_equal(cfg.header_timeout_seconds, 300);
     assert_int_equal(cfg.intake_max_pending, 100);
     assert_int_equal(cfg.event_retention_days, 3650);
+    assert_string_equal(cfg.secret_key_previous_file, "/etc/rosterd/old.key");
+    assert_true(cfg.test_handlers);
     rd_config_free(&cfg);
+    static const char *const bools[][2] = {{"on", "1"},  {"OFF", "0"},  {"true", "1"},
+                                           {"no", "0"},  {"Yes", "1"},  {"0", "0"}};
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "test_handlers = %s\n", bools[i][0]);
+        assert_int_equal(parse(line, &cfg, err, sizeof(err)), 0);
+        assert_int_equal(cfg.test_handlers, bools[i][1][0] == '1');
+        rd_config_free(&cfg);
+    }
 
     assert_int_equal(parse("max_body_bytes = 64k\r\nlog_level = error\r\n", &cfg, err,
                            sizeof(err)), 0);
@@ -206,6 +221,9 @@ static void test_error_messages(void **state)
     expect_error("admin_listen = localhost:70000\n",
                  "rosterd.conf:1: admin_listen: expected host:port, got \"localhost:70000\"");
     expect_error("workers 4\n", "rosterd.conf:1: expected \"key = value\"");
+    expect_error("test_handlers = maybe\n",
+                 "rosterd.conf:1: test_handlers: expected on or off, got \"maybe\"");
+    expect_error("test_handlers =\n", "rosterd.conf:1: test_handlers: expected on or off, got \"\"");
     expect_error("= 4\n", "rosterd.conf:1: expected \"key = value\"");
     expect_error("workers # = 4\n", "rosterd.conf:1: expected \"key = value\"");
     expect_error("event_retention_days = 7\n",

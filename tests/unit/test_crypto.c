@@ -1,7 +1,8 @@
 /*
  * Unit tests for server/crypto.c: digests against published vectors, the
  * strict hex/base64 codecs, the secret key file forms and the AES-256-GCM
- * envelope (round trip, tampering of each region, wrong key and aad).
+ * envelope (round trip, tampering of each region, wrong key and aad), key ids,
+ * previous keys for rotation and the version-1 format written before key ids.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 static void hex_of(const uint8_t *p, size_t n, char *out)
 {
@@ -264,8 +267,11 @@ static void test_aead_round_trip(void **state)
     const char *pt = "client-secret-value";
     expected_key(key);
     assert_int_equal(rd_aead_seal(key, "acme", 4, pt, strlen(pt), &sealed, &slen), 0);
-    assert_int_equal(slen, 1 + 12 + strlen(pt) + 16);
-    assert_int_equal(sealed[0], 0x01);
+    assert_int_equal(slen, 1 + 8 + 12 + strlen(pt) + 16);
+    assert_int_equal(sealed[0], 0x02);
+    uint8_t id[RD_KEY_ID_LEN];
+    rd_secret_key_id(key, id);
+    assert_memory_equal(sealed + 1, id, RD_KEY_ID_LEN);
     assert_null(memmem(sealed, slen, pt, strlen(pt)));
     assert_int_equal(rd_aead_open(key, "acme", 4, sealed, slen, &opened, &olen), 0);
     assert_int_equal(olen, strlen(pt));
@@ -274,13 +280,13 @@ static void test_aead_round_trip(void **state)
 
     /* A fresh nonce every time. */
     assert_int_equal(rd_aead_seal(key, "acme", 4, pt, strlen(pt), &sealed2, &slen2), 0);
-    assert_memory_not_equal(sealed + 1, sealed2 + 1, 12);
+    assert_memory_not_equal(sealed + 9, sealed2 + 9, 12);
     free(sealed2);
     free(sealed);
 
     /* Empty plaintext and empty aad. */
     assert_int_equal(rd_aead_seal(key, NULL, 0, "", 0, &sealed, &slen), 0);
-    assert_int_equal(slen, 29);
+    assert_int_equal(slen, 37);
     assert_int_equal(rd_aead_open(key, NULL, 0, sealed, slen, &opened, &olen), 0);
     assert_int_equal(olen, 0);
     assert_int_equal(opened[0], '\0');
@@ -296,7 +302,7 @@ static void test_aead_tamper(void **state)
     expected_key(key);
     assert_int_equal(rd_aead_seal(key, "acme", 4, pt, strlen(pt), &sealed, &slen), 0);
 
-    /* Flip one bit in every byte position: version, nonce, ciphertext and tag. */
+    /* Flip one bit in every byte position: version, key id, nonce, ciphertext and tag. */
     for (size_t i = 0; i < slen; i++) {
         sealed[i] ^= 0x01;
         opened = (uint8_t *)"x";
@@ -306,7 +312,7 @@ static void test_aead_tamper(void **state)
     }
     /* Truncation and extension. */
     assert_int_equal(rd_aead_open(key, "acme", 4, sealed, slen - 1, &opened, &olen), -1);
-    assert_int_equal(rd_aead_open(key, "acme", 4, sealed, 28, &opened, &olen), -1);
+    assert_int_equal(rd_aead_open(key, "acme", 4, sealed, 36, &opened, &olen), -1);
     assert_int_equal(rd_aead_open(key, "acme", 4, sealed, 0, &opened, &olen), -1);
     /* Wrong aad (the blob moved to another connection) and wrong key. */
     assert_int_equal(rd_aead_open(key, "acmf", 4, sealed, slen, &opened, &olen), -1);
@@ -320,6 +326,136 @@ static void test_aead_tamper(void **state)
     assert_memory_equal(opened, pt, strlen(pt));
     free(opened);
     free(sealed);
+}
+
+
+/* A value sealed the way rosterd did before key ids: 0x01 || nonce || ct || tag, aad only. */
+static size_t seal_v1(const uint8_t key[RD_SECRET_KEY_LEN], const char *aad, const char *pt,
+                      uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    size_t len = strlen(pt);
+    out[0] = 0x01;
+    assert_int_equal(rd_random_bytes(out + 1, 12), 0);
+    assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, out + 1), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t *)aad, (int)strlen(aad)), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, out + 13, &n, (const uint8_t *)pt, (int)len), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, out + 13 + len, &n), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out + 13 + len), 1);
+    EVP_CIPHER_CTX_free(ctx);
+    return 1 + 12 + len + 16;
+}
+
+static void test_aead_opens_version_1(void **state)
+{
+    uint8_t key[RD_SECRET_KEY_LEN], other[RD_SECRET_KEY_LEN], blob[128], *opened = NULL;
+    size_t olen = 0;
+    char hex[2 * RD_KEY_ID_LEN + 1];
+    expected_key(key);
+    memcpy(other, key, sizeof key);
+    other[0] ^= 1;
+    size_t n = seal_v1(key, "acme", "legacy-secret", blob);
+    assert_int_equal(rd_aead_key_id_hex(blob, n, hex), 1);
+    assert_string_equal(hex, "-");
+    assert_int_equal(rd_aead_open(key, "acme", 4, blob, n, &opened, &olen), 0);
+    assert_string_equal((char *)opened, "legacy-secret");
+    free(opened);
+    /* Version 1 has no key id: the previous keys are tried in turn. */
+    assert_int_equal(rd_aead_open(other, "acme", 4, blob, n, &opened, &olen), -1);
+    assert_int_equal(rd_secret_key_add_previous(key), 0);
+    assert_int_equal(rd_aead_open(other, "acme", 4, blob, n, &opened, &olen), 0);
+    free(opened);
+    rd_secret_key_clear_previous();
+    blob[20] ^= 1;
+    assert_int_equal(rd_aead_open(key, "acme", 4, blob, n, &opened, &olen), -1);
+}
+
+static void test_key_ids_and_previous_keys(void **state)
+{
+    uint8_t a[RD_SECRET_KEY_LEN], b[RD_SECRET_KEY_LEN], ida[RD_KEY_ID_LEN], idb[RD_KEY_ID_LEN];
+    uint8_t *sealed = NULL, *opened = NULL;
+    size_t slen = 0, olen = 0;
+    char hexa[2 * RD_KEY_ID_LEN + 1], hexb[2 * RD_KEY_ID_LEN + 1], got[2 * RD_KEY_ID_LEN + 1];
+    expected_key(a);
+    memcpy(b, a, sizeof a);
+    b[5] ^= 0x40;
+    rd_secret_key_id(a, ida);
+    rd_secret_key_id(b, idb);
+    assert_memory_not_equal(ida, idb, RD_KEY_ID_LEN);
+    /* The id is a MAC of a label, not a piece of the key. */
+    assert_null(memmem(a, sizeof a, ida, 4));
+    rd_secret_key_id_hex(a, hexa);
+    rd_secret_key_id_hex(b, hexb);
+    assert_int_equal(strlen(hexa), 16);
+
+    assert_int_equal(rd_aead_seal(a, "acme", 4, "s3cret", 6, &sealed, &slen), 0);
+    assert_int_equal(rd_aead_key_id_hex(sealed, slen, got), 0);
+    assert_string_equal(got, hexa);
+    assert_int_equal(rd_aead_key_id_hex(sealed, 10, got), -1);
+    assert_int_equal(rd_aead_key_id_hex((const uint8_t *)"\x07xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 38,
+                                        got), -1);
+
+    /* Current key b cannot open a's value until a is registered as a previous key. */
+    assert_int_equal(rd_aead_open(b, "acme", 4, sealed, slen, &opened, &olen), -1);
+    assert_int_equal(rd_secret_key_add_previous(a), 0);
+    assert_int_equal(rd_secret_key_add_previous(a), 0); /* twice is once */
+    assert_int_equal(rd_aead_open(b, "acme", 4, sealed, slen, &opened, &olen), 0);
+    assert_string_equal((char *)opened, "s3cret");
+    free(opened);
+    /* The id picks the key: a tampered id finds none, even though a is known. */
+    sealed[3] ^= 1;
+    assert_int_equal(rd_aead_open(b, "acme", 4, sealed, slen, &opened, &olen), -1);
+    sealed[3] ^= 1;
+    /* Forgotten again. */
+    rd_secret_key_clear_previous();
+    assert_int_equal(rd_aead_open(b, "acme", 4, sealed, slen, &opened, &olen), -1);
+    free(sealed);
+
+    /* The table is bounded. */
+    uint8_t k[RD_SECRET_KEY_LEN];
+    for (int i = 0; i < RD_SECRET_KEYS_MAX; i++) {
+        memcpy(k, a, sizeof k);
+        k[0] = (uint8_t)i;
+        assert_int_equal(rd_secret_key_add_previous(k), 0);
+    }
+    k[0] = 0xee;
+    assert_int_equal(rd_secret_key_add_previous(k), -1);
+    rd_secret_key_clear_previous();
+}
+
+static void test_secret_keys_load_with_previous(void **state)
+{
+    char cur[] = "/tmp/rd-test-key-cur-XXXXXX", prev[] = "/tmp/rd-test-key-prev-XXXXXX";
+    uint8_t key[RD_SECRET_KEY_LEN], want[RD_SECRET_KEY_LEN], old[RD_SECRET_KEY_LEN];
+    uint8_t *sealed = NULL, *opened = NULL;
+    size_t slen = 0, olen = 0;
+    char err[512];
+    int fd1 = mkstemp(cur), fd2 = mkstemp(prev);
+    assert_true(fd1 >= 0 && fd2 >= 0);
+    expected_key(want);
+    memcpy(old, want, sizeof old);
+    old[9] ^= 0xff;
+    assert_int_equal(write(fd1, want, sizeof want), (ssize_t)sizeof want);
+    assert_int_equal(write(fd2, old, sizeof old), (ssize_t)sizeof old);
+    close(fd1);
+    close(fd2);
+    assert_int_equal(rd_aead_seal(old, "x", 1, "v", 1, &sealed, &slen), 0);
+
+    assert_int_equal(rd_secret_keys_load(cur, NULL, key, err, sizeof err), 0);
+    assert_memory_equal(key, want, sizeof key);
+    assert_int_equal(rd_aead_open(key, "x", 1, sealed, slen, &opened, &olen), -1);
+    assert_int_equal(rd_secret_keys_load(cur, prev, key, err, sizeof err), 0);
+    assert_int_equal(rd_aead_open(key, "x", 1, sealed, slen, &opened, &olen), 0);
+    free(opened);
+    /* A bad previous file fails the whole load, naming that file, and leaves no key. */
+    assert_int_equal(rd_secret_keys_load(cur, "/nonexistent/prev.key", key, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/prev.key"));
+    assert_int_equal(rd_aead_open(want, "x", 1, sealed, slen, &opened, &olen), -1);
+    rd_secret_key_clear_previous();
+    free(sealed);
+    unlink(cur);
+    unlink(prev);
 }
 
 int main(void)
@@ -339,6 +475,9 @@ int main(void)
         cmocka_unit_test(test_secret_key_load),
         cmocka_unit_test(test_aead_round_trip),
         cmocka_unit_test(test_aead_tamper),
+        cmocka_unit_test(test_aead_opens_version_1),
+        cmocka_unit_test(test_key_ids_and_previous_keys),
+        cmocka_unit_test(test_secret_keys_load_with_previous),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

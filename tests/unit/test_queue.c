@@ -111,6 +111,10 @@ static void test_registry(void **state)
     assert_non_null(h);
     assert_string_equal(h->kind, "noop");
     assert_non_null(rd_handler_find("test.script"));
+    /* The test kinds are marked, so the worker skips them unless test_handlers = on. */
+    assert_true(h->test_only);
+    assert_true(rd_handler_find("test.script")->test_only);
+    assert_false(rd_handler_find("personio.person")->test_only);
     /* Unrouted events must find no handler: the worker then notes 'no handler'. */
     assert_null(rd_handler_find("unrouted"));
     assert_null(rd_handler_find("no.such.kind"));
