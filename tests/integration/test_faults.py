@@ -16,9 +16,14 @@ Afterwards, for every delivery that was acknowledged:
     lost Postgres with the request in flight, a row still "sending" (written before the
     request went out); never two "ok" rows.
 
-KINDS below is the one place that names what is sent. A handler-backed event type
-(a new-hire alert for person.created, an attendance push for a MOCO presence) is one
-more Kind line with its upstream write described by an Upstream.
+KINDS below is the one place that names what is sent. Besides the test handlers it
+sends MOCO presences, worked by the real attendance push (handlers/attendance.c):
+each presence must become exactly one Personio attendance, whatever was killed while
+its job ran. Several presences of one MOCO user coalesce into one job, whose audit
+reason is the job's first event, so those writes are matched to their presence by the
+marker in the audited request body rather than by the reason. (Slack alerts are not
+here: Slack has no idempotency key and no read-back, so an alert whose answer was lost
+to a kill may be posted twice; rosterd prefers a duplicate alert to a lost one.)
 """
 import json
 import os
@@ -53,6 +58,8 @@ class Upstream:
     key: Callable[[str], str]                       # marker -> key
     request_key: Callable[[dict], Optional[str]]    # logged request -> key (None: not ours)
     result_keys: Callable[[dict], list]             # sandbox state -> keys of what exists
+    # audited request body -> key; None: audit rows are matched by reason event:<id>
+    audit_key: Optional[Callable[[dict], Optional[str]]] = None
 
 
 @dataclass
@@ -63,6 +70,8 @@ class Kind:
     headers: dict = field(default_factory=dict)     # MOCO target/event
     upstream: Optional[Upstream] = None
     weight: int = 1
+    # called with (sandbox, marker) before the body is made: upstream truth the handler reads
+    prepare: Optional[Callable] = None
 
 
 def _scim_user(marker):
@@ -74,6 +83,61 @@ SCIM_CREATE = Upstream(
     request_key=lambda req: json.loads(req["body"] or "{}").get("userName"),
     result_keys=lambda st: [u["userName"] for u in st["scim_users"]])
 
+# MOCO presences for the attendance push: one per (user, day), all days long ago enough
+# to have no demo presences and after the connection's start_date, 09:00-17:00 each.
+PRESENCE_USERS = [9003, 9004] + list(range(9007, 9018))  # demo users with an employee
+
+
+class PresenceSlots:
+    def __init__(self):
+        import datetime as dt
+        self.lock = threading.Lock()
+        first = dt.date(2026, 1, 5)
+        self.free = [(u, str(first + dt.timedelta(days=i))) for i in range(0, 280)
+                     if (first + dt.timedelta(days=i)).weekday() < 5 for u in PRESENCE_USERS]
+        random.Random(7).shuffle(self.free)
+        self.presence_of = {}  # marker -> (presence id, user, day)
+
+    def prepare(self, sandbox, marker):
+        with self.lock:
+            user, day = self.free.pop()
+        pid = sandbox.fixtures({"moco_presences": [
+            {"user_id": user, "date": day, "from": "09:00", "to": "17:00"}]})[
+            "created"]["moco_presences"][0]
+        with self.lock:
+            self.presence_of[marker] = (pid, user, day)
+
+    def body(self, marker):
+        pid, user, day = self.presence_of[marker]
+        return {"id": pid, "date": day, "from": "09:00", "to": "17:00", "is_home_office": False,
+                "user": {"id": user}, "marker": marker}
+
+    def key(self, marker):
+        return f"moco-presence:{self.presence_of[marker][0]}"
+
+
+SLOTS = PresenceSlots()
+
+
+def _presence_key(comment):
+    if comment and "[moco-presence:" in comment:
+        return comment[comment.index("[moco-presence:") + 1:comment.index("]", comment.index(
+            "[moco-presence:"))]
+    return None
+
+
+def _attendance_request_key(req):
+    rows = json.loads(req["body"] or "{}").get("attendances") or [{}]
+    return _presence_key(rows[0].get("comment"))
+
+
+ATTENDANCE_CREATE = Upstream(
+    "personio", "POST", "/v1/company/attendances", (200,), key=SLOTS.key,
+    request_key=_attendance_request_key,
+    result_keys=lambda st: [k for k in (_presence_key(a.get("comment"))
+                                        for a in st["attendances"]) if k],
+    audit_key=lambda after: _presence_key((after or {}).get("comment")))
+
 KINDS = [
     Kind("test.script", "personio",
          lambda m: {"event_name": "test.script.fault", "payload": {"person": {"id": m}},
@@ -84,7 +148,9 @@ KINDS = [
          lambda m: {"event_name": "test.upstream.fault", "payload": {"person": {"id": m}},
                     "meta": {"marker": m}, "script": {"scim_user": _scim_user(m)}},
          upstream=SCIM_CREATE, weight=2),
-    # e.g. Kind("person.created", "personio", ..., upstream=Upstream("slack", "POST", ...)),
+    Kind("Presence.create", "moco", SLOTS.body,
+         headers={"X-Moco-Target": "Presence", "X-Moco-Event": "create"},
+         upstream=ATTENDANCE_CREATE, weight=1, prepare=SLOTS.prepare),
 ]
 
 
@@ -182,8 +248,9 @@ class Delivery:
 class Senders:
     """Threads that send deliveries at a steady rate and retry each until it gets a 2xx."""
 
-    def __init__(self, targets, conn, rate, n):
+    def __init__(self, targets, conn, rate, n, sandbox):
         self.targets = targets
+        self.sandbox = sandbox
         self.conn = conn
         self.rate = rate
         self.stop_new = threading.Event()
@@ -203,6 +270,8 @@ class Senders:
         with self.lock:
             kind = self.rng.choice(self.pool)
         marker = "f" + uuid.uuid4().hex[:20]
+        if kind.prepare:
+            kind.prepare(self.sandbox, marker)
         return Delivery(kind, marker, H.to_bytes(kind.body(marker)))
 
     def _send_once(self, d, target):
@@ -256,12 +325,18 @@ def connection_doc(name, sandbox, creds):
         "name": name, "timezone": "Europe/Berlin", "start_date": "2026-01-01",
         "personio": {"base_url": b + "/personio", "client_id": creds["client_id"],
                      "client_secret": creds["client_secret"], "webhook_tokens": [creds["token"]]},
+        # MOCO's unlimited plan, in the sandbox too: the presences' jobs read MOCO faster
+        # than the standard plan's one request a second
         "moco": {"base_url": b + "/moco/api/v1", "api_key": creds["moco_key"],
-                 "webhook_keys": [creds["moco_hook_key"]]},
+                 "webhook_keys": [creds["moco_hook_key"]],
+                 "rate_limit": {"requests": 1200, "window_seconds": 120}},
         "platform": {"scim_base_url": b + "/scim/v2", "api_base_url": b + "/platform/api/v1",
                      "token": creds["platform_token"]},
         "alerts": {"slack_webhook_url": b + "/slack/services/" + creds["slack_path"]},
-        "policy": {"reconcile_at": "off"},
+        # only the attendance push: no onboarding alerts or platform changes for the
+        # people the presences belong to
+        "policy": {"reconcile_at": "off", "onboarding_alerts": False, "deactivation": False,
+                   "approver_reassignment": False, "absence_sync": False},
     }
 
 
@@ -292,6 +367,7 @@ def test_faults_lose_nothing_and_apply_nothing_twice(make_conf, rosterd, tls, tm
             "personio_clients": {creds["client_id"]: creds["client_secret"]},
             "moco_keys": {creds["moco_key"]: {"user_id": 9001, "read_only": False}},
             "platform_tokens": [creds["platform_token"]]}, "slack_hooks": [creds["slack_path"]]})
+        sandbox.call("POST", "/config", {"moco_rate": 1200, "moco_window_s": 120})
         direct = make_conf(cluster)
         H.rosterctl(direct, "migrate")
         doc = tmp_path / "faults.json"
@@ -306,7 +382,8 @@ def test_faults_lose_nothing_and_apply_nothing_twice(make_conf, rosterd, tls, tm
         for role, d in daemons.items():
             wait_up(d, role, 30)
         conn = Conn("faults", creds)
-        senders = Senders([daemons["ingest"], daemons["all"]], conn, RATE_PER_SENDER, SENDERS)
+        senders = Senders([daemons["ingest"], daemons["all"]], conn, RATE_PER_SENDER, SENDERS,
+                          sandbox)
         senders.start()
 
         # 20 kills (ingest, worker, all in turn), 5 Postgres restarts, 5 proxy cuts,
@@ -417,8 +494,9 @@ def account(cluster, sandbox, acked):
     st = sandbox.state()
     reqs = sandbox.requests()
     audit = defaultdict(list)
-    for reason, system, method, path, outcome in cluster.query(
-            "SELECT reason, system, method, path, outcome FROM upstream_audit"):
+    audit_rows = cluster.query("SELECT reason, system, method, path, outcome, after"
+                               " FROM upstream_audit")
+    for reason, system, method, path, outcome, _after in audit_rows:
         audit[reason].append((system, method, path, outcome))
     for kind in KINDS:
         up = kind.upstream
@@ -430,13 +508,18 @@ def account(cluster, sandbox, acked):
             if r["system"] == up.system and r["method"] == up.method and r["path"] == up.path:
                 writes[up.request_key(r)].append(r["status"])
         results = Counter(up.result_keys(st))
+        by_key = defaultdict(list)  # audit rows by the key in their body (audit_key kinds)
+        if up.audit_key:
+            for _r, system, method, path, outcome, after in audit_rows:
+                if (system, method, path) == (up.system, up.method, up.path):
+                    by_key[up.audit_key(after)].append((system, method, path, outcome))
         once = results_once = 0
         audited = Counter()
         for d in mine:
             ok = [s for s in writes[up.key(d.marker)] if s in up.ok_status]
             n_results = results[up.key(d.marker)]
-            rows = [a[3] for a in audit[f"event:{d.event_id}"] if a[:3] == (up.system, up.method,
-                                                                              up.path)]
+            src = by_key[up.key(d.marker)] if up.audit_key else audit[f"event:{d.event_id}"]
+            rows = [a[3] for a in src if a[:3] == (up.system, up.method, up.path)]
             n_ok, n_sending = rows.count("ok"), rows.count("sending")
             audited["ok" if n_ok == 1 and n_sending == 0 else
                     f"ok={n_ok} sending={n_sending}"] += 1
