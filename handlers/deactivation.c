@@ -381,13 +381,18 @@ static int due(struct rd_sync *s, const struct rd_personio_employee *e, struct r
             return -1;
         return cancel_jobs(s, jobs, NULL, &cancelled, err);
     }
-    if (s->dry_run || s->hold_destructive) {
-        rd_sync_finding(s, s->dry_run ? "deactivated" : "deactivation_held", e->email,
-                        "deactivate the platform account",
-                        s->dry_run ? RD_RESULT_PLANNED : RD_RESULT_HELD,
-                        "%s %s ended at %s %s (%s)%s", day_kind(e), last, w->local,
-                        rd_sync_timezone(s), w->utc,
-                        s->dry_run ? "" : ": held by the circuit breaker until an operator approves");
+    if (s->hold_destructive) { /* a dry run shows what the breaker would hold */
+        rd_sync_finding(s, "deactivation_held", e->email, "deactivate the platform account",
+                        RD_RESULT_HELD, "%s %s ended at %s %s (%s): %s", day_kind(e), last,
+                        w->local, rd_sync_timezone(s), w->utc,
+                        s->dry_run ? "the circuit breaker would hold it (dry run)"
+                                   : "held by the circuit breaker until an operator approves");
+        return 0;
+    }
+    if (s->dry_run) {
+        rd_sync_finding(s, "deactivated", e->email, "deactivate the platform account",
+                        RD_RESULT_PLANNED, "%s %s ended at %s %s (%s)", day_kind(e), last,
+                        w->local, rd_sync_timezone(s), w->utc);
         return 0;
     }
     if (patch_inactive(s, acc, err) != 0 || record_done(s, e, last, w, acc->id, "deactivated", err) != 0)

@@ -299,7 +299,10 @@ static void check_staleness(struct run *r)
         return;
     const char *sources[2] = {"personio", "moco"};
     for (int k = 0; k < 2; k++) {
-        size_t n = 0;
+        /* The changes counted by kind, so that every kind shows ("6 absence_created,
+         * 1 deactivated"), not the first few changes of the most frequent one. */
+        size_t n = 0, nk = 0, counts[16] = {0};
+        const char *seen[16];
         struct rd_buf kinds = {0};
         for (size_t i = 0; i < s->nfindings; i++) {
             const struct rd_finding *f = &s->findings[i];
@@ -307,10 +310,17 @@ static void check_staleness(struct run *r)
             if (!src || strcmp(src, sources[k]) != 0 || !f->result ||
                 (strcmp(f->result, RD_RESULT_DONE) != 0 && strcmp(f->result, RD_RESULT_HELD) != 0))
                 continue;
-            if (n < 3)
-                rd_buf_printf(&kinds, "%s%s %s", n ? ", " : "", f->kind, f->email ? f->email : "");
             n++;
+            size_t j = 0;
+            while (j < nk && strcmp(seen[j], f->kind) != 0)
+                j++;
+            if (j == nk && nk < sizeof(seen) / sizeof(seen[0]))
+                seen[nk++] = f->kind;
+            if (j < nk)
+                counts[j]++;
         }
+        for (size_t j = 0; j < nk; j++)
+            rd_buf_printf(&kinds, "%s%zu %s", j ? ", " : "", counts[j], seen[j]);
         char cid[24], h[16], err[256];
         i64(cid, sizeof(cid), s->connection_id);
         snprintf(h, sizeof(h), "%d", hours);
@@ -327,11 +337,10 @@ static void check_staleness(struct run *r)
             const char *name = k == 0 ? "Personio" : "MOCO";
             char *w = rd_asprintf(
                 "No webhook from %s has reached rosterd for %s in the last %d hours, yet this run"
-                " found %zu change%s a webhook should have brought (%s%s). Check the webhook"
+                " found %zu change%s a webhook should have brought (%s). Check the webhook"
                 " subscription in %s (URL …/webhooks/%s/%s, enabled, secret) and"
                 " `rosterctl events list --connection %s --source %s`.",
-                name, s->connection_name, hours, n, n == 1 ? "" : "s", kinds.data,
-                n > 3 ? ", …" : "", name, s->connection_name, sources[k], s->connection_name,
+                name, s->connection_name, hours, n, n == 1 ? "" : "s", kinds.data, name, s->connection_name, sources[k], s->connection_name,
                 sources[k]);
             json_object_array_add(r->warnings, json_object_new_string(w));
             struct rd_http_error aerr = {0};

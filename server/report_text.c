@@ -15,8 +15,8 @@
 
 #include "report_internal.h"
 
-#define WIDTH 96          /* text lines are wrapped here */
-#define SECTION_ROWS 25   /* rows per section in the text; the CSV has all */
+#define WIDTH 96        /* text lines are wrapped here */
+#define SECTION_ROWS 25 /* rows per section in the text; the CSV has all */
 
 /* Appends text wrapped at WIDTH: the first line after first, the others after indent spaces. */
 static void wrap(struct rd_buf *out, const char *first, int indent, const char *text)
@@ -141,27 +141,32 @@ static void section(struct rd_buf *out, struct json_object *report, const char *
     if (intro)
         wrap(out, "  ", 2, intro);
     /* Routine links need fewer examples than what a person has to read. */
-    size_t max = kind_in("linked", kinds) || kind_in("linked_moco", kinds) ? SECTION_ROWS / 2
-                                                                           : SECTION_ROWS;
-    for (size_t i = 0; i < json_object_array_length(findings) && shown < max; i++) {
-        struct json_object *f = json_object_array_get_idx(findings, i);
-        const char *kind = shown_kind(f);
-        if (!kind_in(kind, kinds))
-            continue;
-        shown++;
-        struct rd_buf line = {0}, first = {0};
-        rd_buf_printf(&first, "  - %s%s%s", label ? kind_words(kind) : "", label ? ": " : "",
-                      str(f, "email") ? str(f, "email") : "(no e-mail)");
-        rd_buf_puts(&first, ":");
-        rd_buf_printf(&line, "%s%s", str(f, "detail") ? str(f, "detail") : "",
-                      result_words(str(f, "result"), dry));
-        wrap(out, first.data, 6, line.data);
-        rd_buf_free(&line);
-        rd_buf_free(&first);
+    size_t max =
+        kind_in("linked", kinds) || kind_in("linked_moco", kinds) ? SECTION_ROWS / 2 : SECTION_ROWS;
+    /* Kind by kind in the order the section lists them (what a person acts on first),
+     * each kind in the order the run found it. */
+    for (size_t k = 0; kinds[k] && shown < max; k++) {
+        for (size_t i = 0; i < json_object_array_length(findings) && shown < max; i++) {
+            struct json_object *f = json_object_array_get_idx(findings, i);
+            const char *kind = shown_kind(f);
+            if (strcmp(kind, kinds[k]) != 0)
+                continue;
+            shown++;
+            struct rd_buf line = {0}, first = {0};
+            rd_buf_printf(&first, "  - %s%s%s", label ? kind_words(kind) : "", label ? ": " : "",
+                          str(f, "email") ? str(f, "email") : "(no e-mail)");
+            rd_buf_puts(&first, ":");
+            rd_buf_printf(&line, "%s%s", str(f, "detail") ? str(f, "detail") : "",
+                          result_words(str(f, "result"), dry));
+            wrap(out, first.data, 6, line.data);
+            rd_buf_free(&line);
+            rd_buf_free(&first);
+        }
     }
     if (n > shown)
-        rd_buf_printf(out, "  ... and %zu more: rosterctl report show %lld --connection %s"
-                           " --format csv\n",
+        rd_buf_printf(out,
+                      "  ... and %zu more: rosterctl report show %lld --connection %s"
+                      " --format csv\n",
                       n - shown, (long long)num(report, "run_id", 0),
                       str(report, "connection") ? str(report, "connection") : "?");
 }
@@ -180,20 +185,23 @@ static void header(struct rd_buf *out, struct json_object *report)
                   str(report, "finished_at_local") ? str(report, "finished_at_local") : "running",
                   str(report, "timezone") ? str(report, "timezone") : "UTC", status);
     if (flag(report, "dry_run"))
-        wrap(out, "", 0, "This was a dry run: nothing was changed anywhere. Every action below"
-                         " is what a real run would do now.");
+        wrap(out, "", 0,
+             "This was a dry run: nothing was changed anywhere. Every action below"
+             " is what a real run would do now.");
     if (approval && num(report, "approves_run_id", 0))
         rd_buf_printf(out, "This releases what run %lld held.\n",
                       (long long)num(report, "approves_run_id", 0));
     if (num(report, "employees", -1) >= 0 && !approval)
-        rd_buf_printf(out, "Personio listed %lld employees; %lld of them have a linked platform"
-                           " account.\n",
+        rd_buf_printf(out,
+                      "Personio listed %lld employees; %lld of them have a linked platform"
+                      " account.\n",
                       (long long)num(report, "employees", 0),
                       (long long)num(report, "linked_users", 0));
     if (strcmp(status, "failed") == 0) {
         struct rd_buf b = {0};
-        rd_buf_printf(&b, "The run did not finish: %s. What it found until then is below; the"
-                          " next run starts over.",
+        rd_buf_printf(&b,
+                      "The run did not finish: %s. What it found until then is below; the"
+                      " next run starts over.",
                       str(report, "error") ? str(report, "error") : "unknown error");
         wrap(out, "", 0, b.data);
         rd_buf_free(&b);
@@ -216,13 +224,15 @@ static void held_section(struct rd_buf *out, struct json_object *report)
     bool still_held = status && strcmp(status, "held") == 0;
     struct rd_buf intro = {0};
     if (str(report, "held_reason"))
-        rd_buf_printf(&intro, "The circuit breaker stopped this run from removing access because %s."
-                              " Nobody below lost access. ",
+        rd_buf_printf(&intro,
+                      "The circuit breaker stopped this run from removing access because %s."
+                      " Nobody below lost access. ",
                       str(report, "held_reason"));
     if (still_held && !flag(report, "dry_run"))
-        rd_buf_printf(&intro, "When the list is right, an operator releases what is still due with"
-                              " `rosterctl reconcile approve %lld`: each person is checked against"
-                              " Personio again first, and protected users are never deactivated.",
+        rd_buf_printf(&intro,
+                      "When the list is right, an operator releases what is still due with"
+                      " `rosterctl reconcile approve %lld`: each person is checked against"
+                      " Personio again first, and protected users are never deactivated.",
                       (long long)num(report, "run_id", 0));
     if (count_kinds(json_object_object_get(report, "findings"), held) == 0 && intro.len) {
         rd_buf_puts(out, "\nHeld by the circuit breaker\n");
@@ -260,8 +270,8 @@ void rd_report_text(struct json_object *report, struct rd_buf *out)
     static const char *const access[] = {"deactivated", "deactivation_scheduled", NULL};
     static const char *const hires[] = {"new_hire", "linked", NULL};
     static const char *const teams[] = {"team_changed", "manager_changed", NULL};
-    static const char *const time[] = {"absence_created", "absence_removed", "attendance_pushed",
-                                       "attendance_removed", "linked_moco", NULL};
+    static const char *const time[] = {"absence_created",   "absence_removed", "attendance_removed",
+                                       "attendance_pushed", "linked_moco",     NULL};
     header(out, report);
     held_section(out, report);
     section(out, report, "Needs a person",
@@ -276,9 +286,8 @@ void rd_report_text(struct json_object *report, struct rd_buf *out)
     section(out, report, "Time tracking", NULL, time, true);
     released_section(out, report);
     struct json_object *w = json_object_object_get(report, "warnings");
-    for (size_t i = 0; w && json_object_is_type(w, json_type_array) &&
-                       i < json_object_array_length(w);
-         i++) {
+    for (size_t i = 0;
+         w && json_object_is_type(w, json_type_array) && i < json_object_array_length(w); i++) {
         if (i == 0)
             rd_buf_puts(out, "\nWarnings\n");
         wrap(out, "  - ", 4, json_object_get_string(json_object_array_get_idx(w, i)));

@@ -16,7 +16,8 @@
  * - policy.protected_users are never deactivated: a `deactivated` finding with
  *   result skipped, an audit row with outcome skipped and one alert say so.
  * - In a dry run a due deactivation is a `deactivated` finding with result planned;
- *   with s->hold_destructive it is `deactivation_held` (held) and nothing is written.
+ *   with s->hold_destructive (dry run or not) it is `deactivation_held` (held) and
+ *   nothing is written.
  * - After the PATCH: a deactivations row, then one alert naming the person and the
  *   instant (local and UTC). A replay that finds the account inactive sends the alert
  *   if it is still owed, and writes nothing upstream.

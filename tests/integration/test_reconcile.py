@@ -33,7 +33,7 @@ def by_kind(findings, kind):
 
 
 def test_dry_run_reads_everything_and_writes_nothing(world):
-    world.reset()
+    world.timesync_reset()
     out = world.reconcile("--dry-run")
     assert "dry run" in out.stdout and "nothing was changed" in out.stdout, out.stdout
     run = last_run(world)
@@ -56,7 +56,7 @@ def test_dry_run_reads_everything_and_writes_nothing(world):
 
 
 def test_dry_run_finds_what_the_real_run_then_does(world):
-    world.reset()
+    world.timesync_reset()
     world.reconcile("--dry-run")
     dry = world.run_findings(last_run(world)["id"])
     world.reconcile()
@@ -64,8 +64,11 @@ def test_dry_run_finds_what_the_real_run_then_does(world):
     real = world.run_findings(real_run["id"])
     assert not real_run["dry_run"] and real_run["status"] == "done"
 
+    # The same finding for the same person, planned in the dry run and done in the real
+    # one; the action is worded for each ("create in MOCO" planned, "created in MOCO" done),
+    # and a dry run names an action for every finding the real run carries one out for.
     def shape(fs, planned_as):
-        return sorted((f["kind"], f["email"], f["action"],
+        return sorted((f["kind"], f["email"], f["action"] is not None,
                        planned_as if f["result"] == "planned" else f["result"]) for f in fs)
 
     assert shape(dry, "done") == shape(real, "done")
@@ -75,15 +78,26 @@ def test_dry_run_finds_what_the_real_run_then_does(world):
 
 
 def test_real_run_links_once_and_reports_platform_only_every_night(world):
-    world.reset()
+    world.timesync_reset()
     world.reconcile()
     first = last_run(world)
     assert [f["email"] for f in world.run_findings(first["id"], "platform_only")] == [
         "it-admin@acme.example"]
-    # Linking reads and pins; nothing on the platform or in MOCO was written.
-    assert world.writes("scim") == [] and world.writes("moco") == []
-    slack = world.slack_texts()
-    assert len(slack) == 1 and f"run {first['id']}) done" in slack[0], slack
+    # The first night converges the seed's differences, and writes nothing else: one SCIM
+    # write per platform finding (Marie's manager, Ben's move between two groups, Sarah's
+    # deactivation), none of them on the platform-only account.
+    acted = {f["kind"]: f["email"] for f in world.run_findings(first["id"])
+             if f["result"] == "done" and f["kind"] in ("manager_changed", "team_changed",
+                                                        "deactivated")}
+    assert acted == {"manager_changed": "marie.wolf@acme.example",
+                     "team_changed": "ben.braun@acme.example",
+                     "deactivated": "sarah.koenig@acme.example"}, acted
+    scim = world.writes("scim")
+    assert sorted(w["path"].split("/")[1] for w in scim) == ["Groups", "Groups", "Users", "Users"]
+    it_id = world.sandbox.lookup("it-admin@acme.example")["scim_user_id"]
+    assert not [w for w in scim if it_id in w["path"] or it_id in (w["body"] or "")], scim
+    slack = [t for t in world.slack_texts() if "reconciliation" in t.lower()]
+    assert len(slack) == 1 and f"run {first['id']}) done" in slack[0], world.slack_texts()
     assert "1 platform account with no employee in Personio" in slack[0]
 
     world.sandbox.call("DELETE", "/requests")
@@ -100,7 +114,7 @@ def test_real_run_links_once_and_reports_platform_only_every_night(world):
 
 
 def test_conflict_is_a_finding_and_changes_nothing(world):
-    world.reset()
+    world.timesync_reset()
     email = "anna.weber@acme.example"
     world.sandbox.fixtures({"scim_users": [{
         "userName": "a.weber.old@acme.example", "active": True,
@@ -108,17 +122,26 @@ def test_conflict_is_a_finding_and_changes_nothing(world):
         "name": {"givenName": "Anna", "familyName": "Weber"}}]})
     world.reconcile()
     run = last_run(world)
-    conflicts = world.run_findings(run["id"], "conflict")
+    # (The seed's manual MOCO entries on Anna's sick days are a conflict of their own.)
+    conflicts = [c for c in world.run_findings(run["id"], "conflict")
+                 if "platform account" in c["detail"]]
     assert [c["email"] for c in conflicts] == [email], conflicts
     assert "a.weber.old@acme.example" in conflicts[0]["detail"]
     assert world.person(1008)["scim_id"] is None
-    assert world.writes("scim") == []
+    # Neither candidate account was written to (the run's other platform writes are the
+    # seed's mover, manager change and leaver).
+    ids = [u["id"] for u in world.sandbox.state()["scim_users"]
+           if email in [e["value"] for e in u.get("emails", [])] or u["userName"] == email]
+    assert len(ids) == 2, ids
+    touched = [w for w in world.writes("scim")
+               if any(i in w["path"] or i in (w["body"] or "") for i in ids)]
+    assert touched == [], touched
     text = world.report(run["id"], "text")
     assert "Needs a person" in text and email in text
 
 
 def test_a_failing_person_is_an_error_finding_and_the_run_goes_on(world):
-    world.reset()
+    world.timesync_reset()
     world.reconcile()
     # Lukas's address changes in Personio: the run must PATCH his platform account, and
     # the platform refuses that one call.
@@ -142,7 +165,7 @@ def test_a_failing_person_is_an_error_finding_and_the_run_goes_on(world):
 
 
 def test_the_scheduled_job_runs_it_inside_rosterd(world):
-    world.reset()
+    world.timesync_reset()
     state, note, err = world.run_job("reconcile", timeout=90)
     assert state == "done", (state, note, err)
     run = last_run(world)
@@ -171,7 +194,7 @@ def _wait(cond, timeout, what):
 
 
 def test_one_run_at_a_time_and_a_killed_run_is_failed_when_its_lease_lapses(world):
-    world.reset()
+    world.timesync_reset()
     # Personio answers the first employee page only after 60 s: the run sits in its preload.
     world.sandbox.fault(system="personio", method="GET", path_prefix="/v1/company/employees",
                         status=None, delay_ms=60000, times=1)

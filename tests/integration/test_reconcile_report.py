@@ -24,7 +24,7 @@ DESIGN_FIELDS = {"run_id", "connection", "dry_run", "status", "started_at", "fin
 @pytest.fixture(scope="module")
 def runs(world):
     """A few runs of acme: real ones with links, a conflict and an odd finding, and a dry run."""
-    world.reset()
+    world.timesync_reset()
     world.sandbox.fixtures({"scim_users": [{
         "userName": "a.weber.old@acme.example", "active": True,
         "emails": [{"value": "anna.weber@acme.example", "type": "work", "primary": True}],
@@ -99,9 +99,19 @@ def test_text_report_reads_for_a_finance_admin(world, runs):
     assert "Needs a person (3)" in text and "anna.weber@acme.example" in text
     assert "it-admin@acme.example" in text
     first = world.report(runs[0], "text")
-    assert "New hires: invited or waiting for an invitation (27)" in first  # not Anna: conflict
-    assert "Time tracking (28)" in first and "linked to their MOCO user" in first
-    assert "... and 15 more" in first and "... and 16 more" in first  # cut; the CSV has all
+    # 2 new hires, then 27 links (not Anna: conflict); the hires come first, as what an
+    # admin acts on.
+    hires = first.split("New hires: invited or waiting for an invitation (29)\n")[1]
+    items = [line for line in hires.splitlines() if line.startswith("  - ")][:12]
+    assert [i.split(":")[0] for i in items[:2]] == ["  - new hire"] * 2, items
+    assert {i.split(":")[1].strip() for i in items[:2]} == {"nina.schulze@acme.example",
+                                                            "tom.maier@acme.example"}
+    # Time: 6 absences mirrored first, then 256 attendances, then 28 MOCO links.
+    times = first.split("Time tracking (290)\n")[1]
+    items = [line for line in times.splitlines() if line.startswith("  - ")][:12]
+    assert [i.split(":")[0] for i in items] == (["  - absence mirrored to MOCO"] * 6 +
+                                                ["  - attendance pushed to Personio"] * 6), items
+    assert "... and 17 more" in first and "... and 278 more" in first  # cut; the CSV has all
     dry = world.report(runs[1], "text")
     assert "This was a dry run: nothing was changed anywhere." in dry
     for line in first.splitlines():
