@@ -39,7 +39,6 @@ struct run {
     char today[11], from[11], to[11];
     struct rd_reconcile_stats stats;
     const struct rd_personio_employee_list *emps;
-    struct rd_hmap *approvers;   /* Personio ids of supervisors of active employees */
     size_t planned_deactivations, linked_users;
     int64_t baseline, baseline_run; /* employees of the last good run, -1: none */
     char *held_reason;           /* set when the breaker tripped */
@@ -97,16 +96,6 @@ static void load_baseline(struct run *r)
 
 /* ---- passes ---- */
 
-static void index_approvers(struct run *r)
-{
-    r->approvers = rd_hmap_new();
-    for (size_t i = 0; i < r->emps->count; i++) {
-        const struct rd_personio_employee *e = &r->emps->items[i];
-        if (e->supervisor_id && (!e->status || strcmp(e->status, "inactive") != 0))
-            rd_hmap_put_i64(r->approvers, e->supervisor_id, 1);
-    }
-}
-
 /* Employees the mirror knows that Personio no longer lists: the lifecycle decides. */
 static int converge_gone(struct run *r)
 {
@@ -145,9 +134,7 @@ static int converge_all(struct run *r)
                                                  : "shutdown or deadline");
             return -1;
         }
-        uintptr_t dummy;
-        bool approver = rd_hmap_get_i64(r->approvers, e->id, &dummy);
-        if (rd_run_converge_one(r->s, e, approver, r->today, r->from, r->to) != 0) {
+        if (rd_run_converge_one(r->s, e, r->today, r->from, r->to) != 0) {
             r->stats.errors++;
             if (++in_a_row >= MAX_ERRORS_IN_A_ROW) {
                 const struct rd_finding *f = &r->s->findings[r->s->nfindings - 1];
@@ -511,14 +498,12 @@ int rd_reconcile_run(PGconn *db, const struct rd_connection *conn,
             snprintf(r.error, sizeof(r.error), "%s", err.msg);
             r.permanent = err.permanent;
         } else if (rd_sync_employees(r.s, &r.emps, &err) == 0) {
-            index_approvers(&r);
             passes(&r);
         }
     }
     out->permanent = r.permanent;
     rc = finish(&r, out);
     rd_run_lease_stop(&r.lease);
-    rd_hmap_free(r.approvers);
     free(r.held_reason);
     json_object_put(r.warnings);
     rd_sync_close(r.s);

@@ -306,8 +306,8 @@ static void step_failed(struct rd_sync *s, const struct rd_personio_employee *e,
                     (long long)e->id, step, err->msg[0] ? err->msg : "unknown error");
 }
 
-int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e, bool is_approver,
-                        const char *today, const char *from, const char *to)
+int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e, const char *today,
+                        const char *from, const char *to)
 {
     struct rd_http_error err = {0};
     int failed = 0;
@@ -315,7 +315,6 @@ int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e,
         step_failed(s, e, "the lifecycle step (link, onboarding, movers, deactivation)", &err);
         return -1; /* without the links the other steps would act on a guess */
     }
-    (void)is_approver; /* rd_person_converge delegates for approvers itself */
     int64_t moco = rd_identity_pinned_moco(s, e->id);
     memset(&err, 0, sizeof(err));
     if (moco && rd_attendance_converge(s, e, moco, from, today, &err) != 0) {

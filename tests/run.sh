@@ -34,7 +34,7 @@ fail_note() { notes+=("$1"); }
 # ---------------------------------------------------------------- 1. packages
 packages=(build-essential cmake pkg-config libevent-dev libssl-dev libpq-dev
           libcurl4-openssl-dev libjson-c-dev libcmocka-dev postgresql python3-pytest
-          python3-psycopg2 valgrind clang libclang-rt-14-dev openssl cppcheck socat clang-format
+          python3-psycopg2 python3-pytest-xdist valgrind clang libclang-rt-14-dev openssl cppcheck socat clang-format
           chromium)  # chromium: the HTML report is rendered headless to a PNG
 
 is_installed() {
@@ -140,11 +140,17 @@ run_valgrind() { # dir
 run_pytest() { # build dir
     local bdir="$1" log="$logdir/pytest.log" rc=0 line n py=python3
     [[ -x /usr/bin/python3 ]] && py=/usr/bin/python3 # the Debian one has pytest + psycopg2
-    say "pytest tests/ against $bdir"
+    # Three pytest workers, a test file each at a time (its module fixtures stay one world):
+    # most tests wait on daemons, sandboxes and Postgres, not on the 2 cores. Every worker
+    # has its own Postgres cluster, sandbox and ports (conftest.py).
+    local par=()
+    if "$py" -c 'import xdist' 2>/dev/null; then par=(-n "${RD_PYTEST_WORKERS:-3}" --dist loadfile); fi
+    say "pytest tests/ against $bdir ${par[*]}"
     (cd "$root" && ROSTERD_BUILD_DIR="$root/$bdir" \
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        timeout 900 "$py" -m pytest -q -rfEs -p no:cacheprovider -m "not bench" tests) 2>&1 | tee "$log" ||
+        timeout 900 "$py" -m pytest -q -rfEs -p no:cacheprovider -m "not bench" --durations=15 \
+            "${par[@]}" tests) 2>&1 | tee "$log" ||
         rc=${PIPESTATUS[0]}
     line="$(grep -E '[0-9]+ (passed|failed|error|errors|skipped)' "$log" | tail -n 1 || true)"
     if [[ -z $line ]]; then

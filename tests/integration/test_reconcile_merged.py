@@ -1,6 +1,5 @@
 """
-The nightly reconciliation with every capability merged (run with RD_RUN_PENDING_MERGE=1,
-see conftest.py): each finding kind of DESIGN.md §7 comes out of a run from seeded
+The nightly reconciliation with every capability merged: each finding kind of DESIGN.md §7 comes out of a run from seeded
 sandbox data (the demo company), a dry run plans exactly what the real run then does and
 writes nothing, and the real lifecycle deactivation (no test stub) honours the circuit
 breaker. Assertions are on kinds, e-mails, results and upstream writes, not on wording.
@@ -25,7 +24,7 @@ def real_run(world, *args):
 
 
 def test_a_run_finds_every_lifecycle_kind_in_the_demo_company(world):
-    world.reset(team_map={"Backend": "Engineering", "Frontend": "Engineering",
+    world.timesync_reset(team_map={"Backend": "Engineering", "Frontend": "Engineering",
                           "Support": "Customer Care"})  # Sales is unmapped now
     run, found = real_run(world)
     assert run["status"] == "done", run
@@ -42,7 +41,7 @@ def test_a_run_finds_every_lifecycle_kind_in_the_demo_company(world):
 
 
 def test_a_run_finds_the_time_sync_kinds(world):
-    world.reset()
+    world.timesync_reset()
     run, found = real_run(world)
     assert emails(found, "absence_created")      # approved time-offs -> MOCO schedules
     assert emails(found, "attendance_pushed")    # MOCO presences -> Personio attendances
@@ -60,7 +59,7 @@ def test_a_run_finds_the_time_sync_kinds(world):
 
 
 def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(world):
-    world.reset()
+    world.timesync_reset()
     world.reconcile("--dry-run")
     dry = world.run_findings(world.runs()[-1]["id"])
     assert world.writes() == []
@@ -76,7 +75,7 @@ def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(world):
 
 
 def test_the_real_deactivation_step_honours_the_breaker(world):
-    world.reset(policy={"max_deactivations_per_run": 1})
+    world.timesync_reset(policy={"max_deactivations_per_run": 1})
     emps = {e["id"]: e for e in world.sandbox.state()["employees"]}
     past = (dt.date.today() - dt.timedelta(days=3)).isoformat()
     world.sandbox.fixtures({"personio_employees": [
