@@ -175,6 +175,13 @@ def drain(st, args, conf, db, workers):
     done, last = st.pg.q(db, "SELECT count(*), extract(epoch FROM max(finished_at))"
                              " FROM jobs_history")[0]
     dead_or_failed = st.pg.q(db, "SELECT count(*) FROM jobs")[0][0]
+    # Nothing acknowledged lost, nothing run twice: every event done after one attempt.
+    not_done, twice = st.pg.q(db, "SELECT (SELECT count(*) FROM events WHERE status <> 'done'),"
+                                  " (SELECT count(*) FROM event_attempts a WHERE a.outcome <> 'done'"
+                                  "   OR a.attempt > 1)")[0]
+    if not_done or twice:
+        raise BenchError(f"worker {workers}: {not_done} events not done, {twice} attempts that "
+                         "were not a first and successful one")
     last_t = float(last) - t0
     secs = zero_at
     timeline = []
