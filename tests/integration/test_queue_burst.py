@@ -133,3 +133,27 @@ def test_lease_renewal_does_not_wait_on_a_locked_job(qdb, drivers):
     assert waited <= 3, f"a new job waited {waited:.1f} s behind a blocked lease renewal"
     qdb.wait_status(slow, {"done"}, 30)
     assert [a[1] for a in qdb.attempts(slow)] == ["done"]
+
+
+def test_handed_back_job_keeps_its_place_in_its_key(qdb, drivers):
+    # A job claimed ahead behind a busy worker is handed back unstarted at shutdown.
+    # A later job of its key, queued meanwhile, must still run after it: handing back
+    # must not move the job behind its successor.
+    d = drivers(workers=1)
+    slow = qdb.add_event(qdb.acme, "test.script", "slow", {"sleep_ms": 3000})
+    qdb.wait_status(slow, {"running"}, 10)
+    first = qdb.add_event(qdb.acme, "test.script", "k", {"sleep_ms": 10})
+    d.wake()
+    qdb.wait_status(first, {"running"}, 10)  # claimed ahead, waiting for the worker
+    second = qdb.add_event(qdb.acme, "test.script", "k", {"sleep_ms": 10})
+    j1 = qdb.one("SELECT job_id FROM job_events WHERE event_id = %s", (first,))
+    j2 = qdb.one("SELECT job_id FROM job_events WHERE event_id = %s", (second,))
+    assert j1 != j2, "the second event joined the running job"
+    assert d.stop() == 0
+    assert qdb.one("SELECT state FROM jobs WHERE id = %s", (j1,)) == "failed"  # handed back
+    drivers(workers=1)
+    qdb.wait_status(second, {"done"}, 20)
+    qdb.wait_status(first, {"done"}, 20)
+    s1 = qdb.attempts(first)[-1][5]
+    s2 = qdb.attempts(second)[-1][5]
+    assert s1 < s2, f"the later job of the key ran first ({s2} before {s1})"
