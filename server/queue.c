@@ -92,12 +92,14 @@ static const char HEARTBEAT_SQL[] =
     " WHERE j.id = l.id";
 
 /*
- * Claimed jobs that never started go back as 'failed' due now ('pending' could
- * collide with a newer pending job of the same kind and key), without counting
- * the attempt (no attempt row exists before an attempt ends).
+ * Claimed jobs that never started go back as 'failed' ('pending' could collide
+ * with a newer pending job of the same kind and key), without counting the attempt
+ * (no attempt row exists before an attempt ends). They keep their run_at (it was
+ * due when they were claimed): moved to now(), a handed-back job fell behind a
+ * later job of its key, which then ran first.
  */
 static const char HANDBACK_SQL[] =
-    "UPDATE jobs SET state = 'failed', run_at = now(), attempts = attempts - 1,"
+    "UPDATE jobs SET state = 'failed', attempts = attempts - 1,"
     "       lease_owner = NULL, lease_until = NULL, updated_at = now()"
     " WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2";
 
