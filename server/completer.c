@@ -71,9 +71,10 @@ static char *group_json(const struct rd_done *g, size_t n)
  * lapsed, then ran a second time (issue 14). The statement is fenced by lease
  * owner and attempt, so a retry after a commit whose answer was lost changes
  * nothing. Given up after COMMIT_RETRY_MS (the database is gone: the leases lapse
- * anyway and the jobs run again).
+ * anyway and the jobs run again), or after 1 s once the instance is stopping.
  */
 #define COMMIT_RETRY_MS 10000L
+#define COMMIT_RETRY_STOPPING_MS 1000L
 #define COMMIT_PAUSE_MS 100L
 
 /* Commits one group; returns false when it must be tried again. */
@@ -111,8 +112,11 @@ static bool commit_group(struct rd_queue *q, const struct rd_done *g, size_t n, 
 static void commit_group_retrying(struct rd_queue *q, const struct rd_done *g, size_t n)
 {
     struct timespec give_up = rd_queue_after_ms(COMMIT_RETRY_MS);
+    struct timespec give_up_stopping = rd_queue_after_ms(COMMIT_RETRY_STOPPING_MS);
     for (;;) {
-        bool last = rd_queue_past(&give_up);
+        /* A stop is not held up for long: the jobs then run again elsewhere. */
+        bool last = rd_queue_past(&give_up) ||
+                    (atomic_load(&q->stopping) && rd_queue_past(&give_up_stopping));
         if (commit_group(q, g, n, last) || last)
             return;
         struct timespec pause = {0, COMMIT_PAUSE_MS * 1000000L};
