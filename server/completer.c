@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -63,14 +64,29 @@ static char *group_json(const struct rd_done *g, size_t n)
     return text;
 }
 
-/* Commits one group; the jobs keep their leases until this returns. */
-static void commit_group(struct rd_queue *q, const struct rd_done *g, size_t n)
+/*
+ * A group whose commit failed (a deadlock, a serialization failure, a connection
+ * reset) is tried again while its jobs stay held, so their leases keep being
+ * renewed: given up at once, finished jobs read as running until their leases
+ * lapsed, then ran a second time (issue 14). The statement is fenced by lease
+ * owner and attempt, so a retry after a commit whose answer was lost changes
+ * nothing. Given up after COMMIT_RETRY_MS (the database is gone: the leases lapse
+ * anyway and the jobs run again), or after 1 s once the instance is stopping.
+ */
+#define COMMIT_RETRY_MS 10000L
+#define COMMIT_RETRY_STOPPING_MS 1000L
+#define COMMIT_PAUSE_MS 100L
+
+/* Commits one group; returns false when it must be tried again. */
+static bool commit_group(struct rd_queue *q, const struct rd_done *g, size_t n, bool last)
 {
     char err[512];
     if (!rd_queue_db_ok(q->complete_db, RD_QUEUE_SESSION_COMPLETE)) {
-        rd_log_warn("queue: completer connection lost; %zu finished jobs will run again once "
-                    "their leases lapse", n);
-        return;
+        if (last)
+            rd_log_warn("queue: completer connection lost; %zu finished jobs will run again "
+                        "once their leases lapse",
+                        n);
+        return false;
     }
     char *json = group_json(g, n);
     const char *params[2] = {json, q->instance};
@@ -78,15 +94,34 @@ static void commit_group(struct rd_queue *q, const struct rd_done *g, size_t n)
                                   sizeof err);
     free(json);
     if (!res) {
-        rd_log_warn("queue: cannot record %zu finished jobs (their leases will lapse): %s", n,
-                    err);
-        return;
+        if (last)
+            rd_log_warn("queue: cannot record %zu finished jobs (their leases will lapse): %s", n,
+                        err);
+        else
+            rd_log_info("queue: recording %zu finished jobs failed, trying again: %s", n, err);
+        return false;
     }
     long done = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     if (done != (long)n)
         rd_log_warn("queue: %ld of %zu finished jobs had lost their lease; outcomes dropped",
                     (long)n - done, n);
     PQclear(res);
+    return true;
+}
+
+static void commit_group_retrying(struct rd_queue *q, const struct rd_done *g, size_t n)
+{
+    struct timespec give_up = rd_queue_after_ms(COMMIT_RETRY_MS);
+    struct timespec give_up_stopping = rd_queue_after_ms(COMMIT_RETRY_STOPPING_MS);
+    for (;;) {
+        /* A stop is not held up for long: the jobs then run again elsewhere. */
+        bool last = rd_queue_past(&give_up) ||
+                    (atomic_load(&q->stopping) && rd_queue_past(&give_up_stopping));
+        if (commit_group(q, g, n, last) || last)
+            return;
+        struct timespec pause = {0, COMMIT_PAUSE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
 }
 
 static void release(struct rd_queue *q, const struct rd_done *g, size_t n)
@@ -118,7 +153,7 @@ void *rd_queue_completer_main(void *arg)
         q->ncommitting = n;
         pthread_mutex_unlock(&q->mu);
 
-        commit_group(q, group, n);
+        commit_group_retrying(q, group, n);
 
         pthread_mutex_lock(&q->mu);
         release(q, group, n);

@@ -77,17 +77,29 @@ static const char CLAIM_SQL_TAIL[] =
     " FROM claimed c LEFT JOIN connections cn ON cn.id = c.connection_id"
     " ORDER BY c.run_at, c.id";
 
+/*
+ * The renewal locks nothing it would have to wait for: a held job whose row is
+ * locked is being finished (a group commit, a failure) or is in someone else's
+ * transaction. Waiting there stalled this connection's claims, and the renewal
+ * and a group commit locking the same running jobs in opposite orders could
+ * deadlock, failing the commit. A skipped job is renewed at the next heartbeat,
+ * well inside its lease.
+ */
 static const char HEARTBEAT_SQL[] =
-    "UPDATE jobs SET lease_until = now() + make_interval(secs => $3::int)"
-    " WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2";
+    "UPDATE jobs j SET lease_until = now() + make_interval(secs => $3::int)"
+    " FROM (SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'running'"
+    "       AND lease_owner = $2 ORDER BY id FOR UPDATE SKIP LOCKED) l"
+    " WHERE j.id = l.id";
 
 /*
- * Claimed jobs that never started go back as 'failed' due now ('pending' could
- * collide with a newer pending job of the same kind and key), without counting
- * the attempt (no attempt row exists before an attempt ends).
+ * Claimed jobs that never started go back as 'failed' ('pending' could collide
+ * with a newer pending job of the same kind and key), without counting the attempt
+ * (no attempt row exists before an attempt ends). They keep their run_at (it was
+ * due when they were claimed): moved to now(), a handed-back job fell behind a
+ * later job of its key, which then ran first.
  */
 static const char HANDBACK_SQL[] =
-    "UPDATE jobs SET state = 'failed', run_at = now(), attempts = attempts - 1,"
+    "UPDATE jobs SET state = 'failed', attempts = attempts - 1,"
     "       lease_owner = NULL, lease_until = NULL, updated_at = now()"
     " WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2";
 

@@ -120,11 +120,20 @@ bool rd_queue_past(const struct timespec *t);
  * tables on each claim (68 ms instead of 2). On these two sessions sequential
  * and bitmap scans are priced out, so every plan follows the indexes.
  */
+/*
+ * No JIT on the queue's sessions: its statements run in milliseconds, and a
+ * generic plan made right after a burst (no statistics yet: a claim's per-job
+ * subquery was costed at ~500 links a job) crossed jit_above_cost, so every claim of
+ * 128 jobs compiled its expressions again, ~20 ms of LLVM for ~2 ms of work, and a
+ * drain with 16 workers ran at 3,300 jobs/s until a vacuum shrank the estimates
+ * (issue 14). Compiled code is not kept with a cached plan, so it never pays here.
+ */
+#define RD_QUEUE_SESSION_NOJIT "SET jit = off"
 #define RD_QUEUE_SESSION_INDEXED                                                                   \
     "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"                          \
-    " SET enable_bitmapscan = off"
+    " SET enable_bitmapscan = off; " RD_QUEUE_SESSION_NOJIT
 #define RD_QUEUE_SESSION_DISPATCH "SET synchronous_commit = off; " RD_QUEUE_SESSION_INDEXED
-#define RD_QUEUE_SESSION_SCHED "SET synchronous_commit = off"
+#define RD_QUEUE_SESSION_SCHED "SET synchronous_commit = off; " RD_QUEUE_SESSION_NOJIT
 #define RD_QUEUE_SESSION_COMPLETE RD_QUEUE_SESSION_INDEXED
 
 /*
