@@ -20,12 +20,10 @@
 #include "rosterd/jsonx.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
+#include "rosterd/timesync.h"
 
 struct run_store {
     char today[11], from[11], to[11];
-    struct rd_moco_presence_list presences;       /* sorted by user, date, from */
-    struct rd_moco_schedule_list schedules;       /* sorted by user, date */
-    struct rd_personio_attendance_list attendances; /* sorted by employee, date */
     bool have_groups, have_delegations;
     struct rd_scim_group_list groups;
     struct rd_delegation_list delegations;
@@ -36,9 +34,6 @@ static void store_free(void *data)
     struct run_store *st = data;
     if (!st)
         return;
-    rd_moco_presence_list_free(&st->presences);
-    rd_moco_schedule_list_free(&st->schedules);
-    rd_personio_attendance_list_free(&st->attendances);
     rd_scim_group_list_free(&st->groups);
     rd_delegation_list_free(&st->delegations);
     free(st);
@@ -47,32 +42,6 @@ static void store_free(void *data)
 static struct run_store *store_of(const struct rd_sync *s)
 {
     return s->ext[RD_SYNC_EXT_RUN].free == store_free ? s->ext[RD_SYNC_EXT_RUN].data : NULL;
-}
-
-static int by_user_presence(const void *a, const void *b)
-{
-    const struct rd_moco_presence *x = a, *y = b;
-    if (x->user_id != y->user_id)
-        return x->user_id < y->user_id ? -1 : 1;
-    int c = strcmp(x->date, y->date);
-    return c ? c : strcmp(x->from, y->from);
-}
-
-static int by_user_schedule(const void *a, const void *b)
-{
-    const struct rd_moco_schedule *x = a, *y = b;
-    if (x->user_id != y->user_id)
-        return x->user_id < y->user_id ? -1 : 1;
-    return strcmp(x->date, y->date);
-}
-
-static int by_employee_attendance(const void *a, const void *b)
-{
-    const struct rd_personio_attendance *x = a, *y = b;
-    if (x->employee_id != y->employee_id)
-        return x->employee_id < y->employee_id ? -1 : 1;
-    int c = strcmp(x->date, y->date);
-    return c ? c : strcmp(x->start_time, y->start_time);
 }
 
 /* ---- the steps: one upstream list each ---- */
@@ -98,17 +67,24 @@ static int load_time_offs(struct rd_sync *s, struct run_store *st, struct rd_rec
     return 0;
 }
 
+/*
+ * Presences, schedules and attendances go into time sync's own cache (one store per
+ * kind: handlers/timesync.c), where rd_attendance_converge and rd_absence_converge
+ * look first; a read inside the window then makes no request.
+ */
+static int load_time(struct rd_sync *s, unsigned what, const char *from, const char *to,
+                     size_t *count, struct rd_http_error *err)
+{
+    if (rd_timesync_preload(s, what, from, to, err) != 0)
+        return -1;
+    *count = rd_timesync_preloaded(s, what);
+    return 0;
+}
+
 static int load_attendances(struct rd_sync *s, struct run_store *st,
                             struct rd_reconcile_stats *stats, struct rd_http_error *err)
 {
-    struct rd_personio *p = rd_sync_personio(s, err);
-    if (!p || rd_personio_list_attendances(p, st->from, st->today, 0, s->deadline,
-                                           &st->attendances, err) != 0)
-        return -1;
-    qsort(st->attendances.items, st->attendances.count, sizeof(*st->attendances.items),
-          by_employee_attendance);
-    stats->attendances = st->attendances.count;
-    return 0;
+    return load_time(s, RD_TIMESYNC_ATTENDANCES, st->from, st->today, &stats->attendances, err);
 }
 
 static int load_scim_users(struct rd_sync *s, struct run_store *st, struct rd_reconcile_stats *stats,
@@ -169,14 +145,7 @@ static int load_presences(struct rd_sync *s, struct run_store *st, struct rd_rec
 {
     if (!rd_sync_has(s, "moco"))
         return 0;
-    struct rd_moco *m = rd_sync_moco(s, err);
-    if (!m || rd_moco_list_presences(m, st->from, st->today, 0, s->deadline, &st->presences,
-                                     err) != 0)
-        return -1;
-    qsort(st->presences.items, st->presences.count, sizeof(*st->presences.items),
-          by_user_presence);
-    stats->presences = st->presences.count;
-    return 0;
+    return load_time(s, RD_TIMESYNC_PRESENCES, st->from, st->today, &stats->presences, err);
 }
 
 static int load_schedules(struct rd_sync *s, struct run_store *st, struct rd_reconcile_stats *stats,
@@ -184,21 +153,10 @@ static int load_schedules(struct rd_sync *s, struct run_store *st, struct rd_rec
 {
     if (!rd_sync_has(s, "moco"))
         return 0;
-    struct rd_moco *m = rd_sync_moco(s, err);
-    if (!m || rd_moco_list_schedules(m, st->from, st->to, 0, s->deadline, &st->schedules,
-                                     err) != 0)
-        return -1;
-    qsort(st->schedules.items, st->schedules.count, sizeof(*st->schedules.items),
-          by_user_schedule);
-    stats->schedules = st->schedules.count;
-    return 0;
+    return load_time(s, RD_TIMESYNC_SCHEDULES, st->from, st->to, &stats->schedules, err);
 }
 
-/*
- * The steps in order. When the lifecycle and time-sync capabilities bring their own
- * preloading accessors, a step here becomes a call to theirs (or their accessors read
- * this store through the functions at the end of this file); see the README.
- */
+/* The steps in order. */
 static const struct preload_step {
     const char *what;
     int (*load)(struct rd_sync *, struct run_store *, struct rd_reconcile_stats *,
@@ -265,68 +223,6 @@ bool rd_reconcile_window(const struct rd_sync *s, const char **today, const char
         *from = st->from;
     if (to)
         *to = st->to;
-    return true;
-}
-
-/*
- * The run [first, first + n) of a sorted array whose key equals k: a binary search
- * for the first, then a scan. key(i) reads the key of item i.
- */
-#define EQUAL_RANGE(arr, count, field, k, first, n)                                                \
-    do {                                                                                           \
-        size_t lo_ = 0, hi_ = (count);                                                             \
-        while (lo_ < hi_) {                                                                        \
-            size_t mid_ = lo_ + (hi_ - lo_) / 2;                                                   \
-            if ((arr)[mid_].field < (k))                                                           \
-                lo_ = mid_ + 1;                                                                    \
-            else                                                                                   \
-                hi_ = mid_;                                                                        \
-        }                                                                                          \
-        (first) = lo_;                                                                             \
-        while (lo_ < (count) && (arr)[lo_].field == (k))                                           \
-            lo_++;                                                                                 \
-        (n) = lo_ - (first);                                                                       \
-    } while (0)
-
-bool rd_reconcile_presences(const struct rd_sync *s, int64_t moco_user_id,
-                            const struct rd_moco_presence **items, size_t *n)
-{
-    const struct run_store *st = store_of(s);
-    *items = NULL;
-    *n = 0;
-    if (!st)
-        return false;
-    size_t first;
-    EQUAL_RANGE(st->presences.items, st->presences.count, user_id, moco_user_id, first, *n);
-    *items = *n ? &st->presences.items[first] : NULL;
-    return true;
-}
-
-bool rd_reconcile_schedules(const struct rd_sync *s, int64_t moco_user_id,
-                            const struct rd_moco_schedule **items, size_t *n)
-{
-    const struct run_store *st = store_of(s);
-    *items = NULL;
-    *n = 0;
-    if (!st)
-        return false;
-    size_t first;
-    EQUAL_RANGE(st->schedules.items, st->schedules.count, user_id, moco_user_id, first, *n);
-    *items = *n ? &st->schedules.items[first] : NULL;
-    return true;
-}
-
-bool rd_reconcile_attendances(const struct rd_sync *s, int64_t employee_id,
-                              const struct rd_personio_attendance **items, size_t *n)
-{
-    const struct run_store *st = store_of(s);
-    *items = NULL;
-    *n = 0;
-    if (!st)
-        return false;
-    size_t first;
-    EQUAL_RANGE(st->attendances.items, st->attendances.count, employee_id, employee_id, first, *n);
-    *items = *n ? &st->attendances.items[first] : NULL;
     return true;
 }
 

@@ -449,6 +449,19 @@ int rd_timesync_preload(struct rd_sync *s, unsigned what, const char *from, cons
     return 0;
 }
 
+size_t rd_timesync_preloaded(struct rd_sync *s, unsigned what)
+{
+    struct time_cache *c = cache_of(s);
+    struct kind *k = what == RD_TIMESYNC_PRESENCES   ? &c->presences
+                     : what == RD_TIMESYNC_SCHEDULES ? &c->schedules
+                     : what == RD_TIMESYNC_ATTENDANCES ? &c->attendances
+                                                       : NULL;
+    for (size_t i = k ? k->nslots : 0; i-- > 0;)
+        if (k->slots[i].who == 0)
+            return k->slots[i].count;
+    return 0;
+}
+
 bool rd_timesync_preload_pays(size_t people, size_t population, const char *from, const char *to,
                               double per_person_day, int page_size)
 {

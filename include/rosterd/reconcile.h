@@ -121,12 +121,6 @@ const char *rd_reconcile_webhook_source(const char *kind);
 /* The window the run pulled: [from, to] = today - 30 .. today + 90 (local dates). */
 bool rd_reconcile_window(const struct rd_sync *s, const char **today, const char **from,
                          const char **to);
-bool rd_reconcile_presences(const struct rd_sync *s, int64_t moco_user_id,
-                            const struct rd_moco_presence **items, size_t *n);
-bool rd_reconcile_schedules(const struct rd_sync *s, int64_t moco_user_id,
-                            const struct rd_moco_schedule **items, size_t *n);
-bool rd_reconcile_attendances(const struct rd_sync *s, int64_t employee_id,
-                              const struct rd_personio_attendance **items, size_t *n);
 /* Every platform group with its members; NULL outside a run or without a platform. */
 const struct rd_scim_group_list *rd_reconcile_groups(const struct rd_sync *s);
 /* Every approval delegation; NULL outside a run or without the platform API. */

@@ -64,6 +64,9 @@ enum {
 int rd_timesync_preload(struct rd_sync *s, unsigned what, const char *from, const char *to,
                         struct rd_http_error *err) __attribute__((warn_unused_result));
 
+/* How many records the last rd_timesync_preload of the one kind in what holds. */
+size_t rd_timesync_preloaded(struct rd_sync *s, unsigned what);
+
 /*
  * True when reading everyone's records of [from, to] in pages of page_size costs
  * fewer requests than one read for each of people: population people with about

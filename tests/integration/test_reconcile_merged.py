@@ -91,3 +91,27 @@ def test_the_real_deactivation_step_honours_the_breaker(world):
     assert not any(users[e]["active"] for e in ("anna.weber@acme.example",
                                                 "lukas.meyer@acme.example",
                                                 "sarah.koenig@acme.example"))
+
+
+def test_a_steady_night_reads_each_list_once_and_nobody_on_their_own(world):
+    """The run's preload feeds every capability (time sync's cache, the delegations):
+    a second night over the 30 people reads each upstream list once, in pages, and makes
+    no read for one person (a 10,000-person company must not mean 10,000 requests)."""
+    world.timesync_reset()
+    real_run(world)
+    world.sandbox.call("DELETE", "/requests")
+    run, _found = real_run(world)
+    assert run["status"] == "done", run
+    gets = [r for r in world.sandbox.requests() if r["method"] == "GET"]
+    per_person = [f'{r["system"]} {r["path"]}?{r["query"]}' for r in gets
+                  if "user_id=" in r["query"] or "employees[]=" in r["query"]
+                  or "approver=" in r["query"]
+                  or (r["system"] == "personio" and r["path"].count("/") > 3)]
+    assert per_person == [], per_person
+    by_path = {}
+    for r in gets:
+        by_path[(r["system"], r["path"])] = by_path.get((r["system"], r["path"]), 0) + 1
+    assert by_path.get(("moco", "/users/presences"), 0) <= 2, by_path
+    assert by_path.get(("moco", "/schedules"), 0) <= 2, by_path
+    assert by_path.get(("personio", "/v1/company/attendances"), 0) <= 2, by_path
+    assert by_path.get(("platform", "/approval-delegations"), 0) == 1, by_path
