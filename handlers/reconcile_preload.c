@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rosterd/approver.h"
 #include "rosterd/db.h"
 #include "rosterd/connection.h"
 #include "rosterd/identity.h"
@@ -60,8 +61,13 @@ static int load_employees(struct rd_sync *s, struct run_store *st, struct rd_rec
 static int load_time_offs(struct rd_sync *s, struct run_store *st, struct rd_reconcile_stats *stats,
                           struct rd_http_error *err)
 {
+    /* As far ahead as the approver step looks (today + RD_APPROVER_HORIZON_DAYS), so
+     * that its read of each approver's absences is served from this one list too. */
     const struct rd_personio_time_off_list *l = NULL;
-    if (rd_sync_time_offs(s, 0, st->from, st->to, &l, err) != 0)
+    char ahead[11];
+    rd_day_add(st->today, RD_APPROVER_HORIZON_DAYS, ahead);
+    if (rd_sync_time_offs(s, 0, st->from, strcmp(ahead, st->to) > 0 ? ahead : st->to, &l,
+                          err) != 0)
         return -1;
     stats->time_offs = l->count;
     return 0;
