@@ -429,7 +429,8 @@ BENCH_TEAMS = ("Backend", "Frontend", "Support", "Sales")
 def generate_company(st, n, today, presence_days=10):
     """n employees (ids 100001…, pNNNNN@big.example) in 4 teams of 10-person squads, each
     with a MOCO user (200001…) and, but for 1 % of new hires, a platform account; 1 % leave
-    in the coming weeks; one time-off each around today (9 in 10 approved); one presence on
+    in the coming weeks; one time-off each (9 in 10 approved), in the last four weeks but for
+    1 in 500 a week ahead; one presence on
     each of the last presence_days working days; a MOCO absence for 1 in 10; 0.5 % of
     platform accounts belong to nobody in HR; a platform group per team. Explicit ids keep
     it O(n). Returns the counts."""
@@ -465,10 +466,16 @@ def generate_company(st, n, today, presence_days=10):
                                                       "department": TEAM_DEPT[team]}))
             members[team].append({"value": u["id"], "display": None})
             counts["scim_users"] += 1
-        start = today + _dt.timedelta(days=(i % 60) - 20)
+        # Time-offs: taken in the last four weeks (before a connection made today starts,
+        # so nothing to mirror), but 1 in 500 is new tonight: a week from now.
+        if i % 500 == 7:
+            start, end = today + _dt.timedelta(days=7), today + _dt.timedelta(days=7 + i % 3)
+        else:
+            start = today - _dt.timedelta(days=6 + i % 22)
+            end = start + _dt.timedelta(days=i % 5)
         st.time_offs[tid] = norm_time_off(st, {
             "id": tid, "employee_id": eid, "type_id": 2001 if i % 7 else 2002,
-            "start_date": _d(start), "end_date": _d(start + _dt.timedelta(days=i % 5)),
+            "start_date": _d(start), "end_date": _d(end),
             "status": "approved" if i % 10 else "pending"})
         tid += 1
         counts["time_offs"] += 1

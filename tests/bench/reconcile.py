@@ -174,6 +174,10 @@ def main():
         doc = json.loads(json.dumps(world.doc))
         doc["moco"]["rate_limit"] = {"requests": 1200, "window_seconds": 120}
         doc["policy"]["max_deactivations_per_run"] = 100
+        # A company connected today: the past presences and time-offs are read and compared
+        # but not backfilled (start_date), so the first night is the linking and the few
+        # time-offs new tonight, not four weeks of history paced at Personio's limit.
+        doc["start_date"] = time.strftime("%Y-%m-%d")
         world.apply(doc)
         results = {"employees": args.employees, "presence_days": args.presence_days,
                    "company": made["created"]["company"],
