@@ -209,14 +209,15 @@ static int save_link(struct aconv *c, int64_t schedule_id, const struct want_day
     id_text(emp, sizeof(emp), c->e->id);
     id_text(uid, sizeof(uid), c->uid);
     snprintf(code, sizeof(code), "%d", w->code);
-    const char *params[10] = {cid, sid, tid, w->t->id_v2, emp, uid, w->date,
-                              w->am ? "t" : "f", w->pm ? "t" : "f", code};
+    const char *params[10] = {
+        cid, sid, tid, w->t->id_v2, emp, uid, w->date, w->am ? "t" : "f", w->pm ? "t" : "f", code};
     /* MOCO keeps one entry a day: an older link of that day is stale */
     const char *stale[4] = {cid, uid, w->date, sid};
-    if (rd_db_run(c->s->db,
-                  "DELETE FROM schedule_links WHERE connection_id = $1::bigint"
-                  " AND moco_user_id = $2::bigint AND date = $3::date AND schedule_id <> $4::bigint",
-                  4, stale, dberr, sizeof(dberr)) != 0)
+    if (rd_db_run(
+            c->s->db,
+            "DELETE FROM schedule_links WHERE connection_id = $1::bigint"
+            " AND moco_user_id = $2::bigint AND date = $3::date AND schedule_id <> $4::bigint",
+            4, stale, dberr, sizeof(dberr)) != 0)
         goto fail;
     for (int round = 0; round < 2; round++) {
         PGresult *res = PQexecParams(
@@ -405,10 +406,13 @@ static int keep_foreign(struct aconv *c, const struct want_day *w,
     if (reported)
         return 0;
     struct tally *t = tally_of(c, w->t->id);
-    rd_buf_printf(&t->kept, "%s%s (%s, code %d, MOCO schedule %lld%s%s)", t->nkept++ ? "; " : "",
-                  w->date, other->am && other->pm ? "full day" : other->am ? "am" : "pm",
-                  other->absence_code, (long long)other->id, other->comment && *other->comment ? ": " : "",
-                  other->comment && *other->comment ? other->comment : "");
+    rd_buf_printf(
+        &t->kept, "%s%s (%s, code %d, MOCO schedule %lld%s%s)", t->nkept++ ? "; " : "", w->date,
+        other->am && other->pm ? "full day"
+        : other->am            ? "am"
+                               : "pm",
+        other->absence_code, (long long)other->id, other->comment && *other->comment ? ": " : "",
+        other->comment && *other->comment ? other->comment : "");
     if (c->s->dry_run)
         return 0;
     if (rd_db_run(c->s->db,
@@ -517,30 +521,34 @@ static void emit_findings(struct aconv *c)
         else
             snprintf(name, sizeof(name), "Personio absence %lld", (long long)t->time_off_id);
         if (t->ncreated)
-            rd_sync_finding(c->s, "absence_created", c->e->email,
-                            dry ? "create in MOCO" : "created in MOCO",
-                            dry ? RD_RESULT_PLANNED : RD_RESULT_DONE, "%s: %zu %s in MOCO: %s%s%s",
-                            name, t->ncreated, rd_timesync_plural((long)t->ncreated, "day", "days"),
-                            t->created.data, t->replaced.len ? "; replacing the \"not plannable\" "
-                                                                "entry of " : "",
-                            t->replaced.len ? t->replaced.data : "");
+            rd_sync_finding(
+                c->s, "absence_created", c->e->email, dry ? "create in MOCO" : "created in MOCO",
+                dry ? RD_RESULT_PLANNED : RD_RESULT_DONE, "%s: %zu %s in MOCO: %s%s%s", name,
+                t->ncreated, rd_timesync_plural((long)t->ncreated, "day", "days"), t->created.data,
+                t->replaced.len ? "; replacing the \"not plannable\" "
+                                  "entry of "
+                                : "",
+                t->replaced.len ? t->replaced.data : "");
         if (t->nupdated)
-            rd_sync_finding(c->s, "absence_created", c->e->email,
-                            dry ? "update in MOCO" : "updated in MOCO",
-                            dry ? RD_RESULT_PLANNED : RD_RESULT_DONE,
-                            "%s: rosterd's MOCO %s corrected to Personio: %s", name,
-                            rd_timesync_plural((long)t->nupdated, "entry", "entries"),
-                            t->updated.data);
+            rd_sync_finding(
+                c->s, "absence_created", c->e->email, dry ? "update in MOCO" : "updated in MOCO",
+                dry ? RD_RESULT_PLANNED : RD_RESULT_DONE,
+                "%s: rosterd's MOCO %s corrected to Personio: %s", name,
+                rd_timesync_plural((long)t->nupdated, "entry", "entries"), t->updated.data);
         if (t->nremoved)
             rd_sync_finding(c->s, "absence_removed", c->e->email,
-                            dry ? "delete rosterd's MOCO entries" : "deleted rosterd's MOCO entries",
-                            dry ? RD_RESULT_PLANNED : RD_RESULT_DONE, "%s %s: %zu %s no longer "
-                            "covered: %s", name, gone_reason(t), t->nremoved,
+                            dry ? "delete rosterd's MOCO entries"
+                                : "deleted rosterd's MOCO entries",
+                            dry ? RD_RESULT_PLANNED : RD_RESULT_DONE,
+                            "%s %s: %zu %s no longer "
+                            "covered: %s",
+                            name, gone_reason(t), t->nremoved,
                             rd_timesync_plural((long)t->nremoved, "day", "days"), t->removed.data);
         if (t->nkept)
             rd_sync_finding(c->s, "conflict", c->e->email, NULL, RD_RESULT_NONE,
                             "%s: MOCO already has an entry rosterd did not make on %s; left as it "
-                            "is, that day is not mirrored", name, t->kept.data);
+                            "is, that day is not mirrored",
+                            name, t->kept.data);
         rd_buf_free(&t->created);
         rd_buf_free(&t->updated);
         rd_buf_free(&t->removed);
@@ -637,7 +645,8 @@ static int absence_person(struct rd_sync *s, struct rd_timesync_want *x, void *a
     if (!mirror) {
         snprintf(quiet, qlen, "absence sync is off (policy.absence_sync)");
     } else if (!uid) {
-        snprintf(quiet, qlen, "%s has no MOCO user: no absence mirrored", e->email ? e->email : "?");
+        snprintf(quiet, qlen, "%s has no MOCO user: no absence mirrored",
+                 e->email ? e->email : "?");
     } else {
         snprintf(quiet, qlen, "MOCO's absences of %s already match Personio for %s..%s",
                  e->email ? e->email : "?", x->from, x->to);
@@ -716,8 +725,8 @@ static int widen_by_recent(struct rd_sync *s, struct rd_timesync_wants *w,
 
 /* The people of an absence by its v1 or v2 id: rosterd's links, then Personio's recent changes. */
 static int resolve_absence(struct rd_sync *s, const char *aid, struct rd_timesync_wants *w,
-                           struct rd_personio_time_off_list *recent, bool *have_recent,
-                           bool *found, struct rd_http_error *err)
+                           struct rd_personio_time_off_list *recent, bool *have_recent, bool *found,
+                           struct rd_http_error *err)
 {
     char cid[24], dberr[256];
     id_text(cid, sizeof(cid), s->connection_id);
@@ -862,7 +871,8 @@ static int absence_run(struct rd_job_ctx *ctx)
         if (w.count == 0 && unknown[0])
             snprintf(pa.quiet, sizeof(pa.quiet),
                      "absence %s is not in Personio's recent changes and rosterd mirrored nothing "
-                     "of it: nothing to do", unknown);
+                     "of it: nothing to do",
+                     unknown);
         rd_timesync_note(s, 0, pa.quiet, ctx->note, sizeof(ctx->note));
     } else {
         rd_sync_fail(ctx, &err);
@@ -905,7 +915,7 @@ static int sweep_run(struct rd_job_ctx *ctx)
         rc = rd_personio_list_time_offs_since(p, since, s->deadline, &changed, &err);
     for (size_t i = 0; rc == 0 && i < changed.count; i++)
         rd_timesync_want(&w, changed.items[i].employee_id, changed.items[i].start_date,
-                  changed.items[i].end_date, 0);
+                         changed.items[i].end_date, 0);
     if (rc == 0)
         rc = widen_all(s, &w, h, &err);
     if (rc == 0)

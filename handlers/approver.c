@@ -49,13 +49,13 @@ struct job {
     struct rd_sync *s;
     const struct rd_personio_employee *e;
     const char *from, *to;
-    struct rd_scim_user acc;                   /* the approver's platform account */
+    struct rd_scim_user acc; /* the approver's platform account */
     const struct rd_personio_time_off_list *toffs;
     struct plan *plans;
     size_t nplans;
     struct rows rows;
-    struct rd_delegation_list platform;        /* the approver's delegations (others' too) */
-    char prefix[128];                          /* external_id prefix of this connection */
+    struct rd_delegation_list platform; /* the approver's delegations (others' too) */
+    char prefix[128];                   /* external_id prefix of this connection */
 };
 
 static void rows_free(struct rows *r)
@@ -143,15 +143,15 @@ static int period(struct rd_sync *s, struct plan *p, struct rd_http_error *err)
 {
     char dberr[256];
     const char *params[3] = {p->t->start_date, p->t->end_date, rd_sync_timezone(s)};
-    PGresult *res = rd_db_exec(
-        s->db,
-        "SELECT to_char(a AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-        " to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-        " to_char(a AT TIME ZONE $3, 'YYYY-MM-DD HH24:MI'),"
-        " to_char(b AT TIME ZONE $3, 'YYYY-MM-DD HH24:MI')"
-        " FROM (SELECT ($1::date)::timestamp AT TIME ZONE $3 AS a,"
-        "  rd_local_day_end($2::date, $3, 0) AS b) p",
-        3, params, dberr, sizeof(dberr));
+    PGresult *res =
+        rd_db_exec(s->db,
+                   "SELECT to_char(a AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                   " to_char(b AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                   " to_char(a AT TIME ZONE $3, 'YYYY-MM-DD HH24:MI'),"
+                   " to_char(b AT TIME ZONE $3, 'YYYY-MM-DD HH24:MI')"
+                   " FROM (SELECT ($1::date)::timestamp AT TIME ZONE $3 AS a,"
+                   "  rd_local_day_end($2::date, $3, 0) AS b) p",
+                   3, params, dberr, sizeof(dberr));
     if (!res)
         return rd_lc_db_fail(err, "delegation period", dberr);
     snprintf(p->start_at, sizeof(p->start_at), "%s", PQgetvalue(res, 0, 0));
@@ -171,8 +171,8 @@ static int away(struct rd_sync *s, int64_t id, const char *start, const char *en
     if (rd_sync_time_offs(s, id, start, end, &l, err) != 0)
         return -1;
     for (size_t i = 0; i < l->count && !*yes; i++)
-        *yes = approved(&l->items[i]) && overlaps(l->items[i].start_date, l->items[i].end_date,
-                                                  start, end);
+        *yes = approved(&l->items[i]) &&
+               overlaps(l->items[i].start_date, l->items[i].end_date, start, end);
     return 0;
 }
 
@@ -199,8 +199,10 @@ static int supervisor_delegate(struct job *j, struct plan *p, struct rd_http_err
     else if (sup->status && strcmp(sup->status, "inactive") == 0)
         snprintf(p->why_none, sizeof(p->why_none), "their supervisor %s has left", name);
     else if (!found || !acc.active)
-        snprintf(p->why_none, sizeof(p->why_none), "their supervisor %s has no active platform"
-                 " account", name);
+        snprintf(p->why_none, sizeof(p->why_none),
+                 "their supervisor %s has no active platform"
+                 " account",
+                 name);
     else if (strcmp(acc.id, j->acc.id) == 0)
         snprintf(p->why_none, sizeof(p->why_none), "they are their own supervisor in Personio");
     else if ((rc = away(j->s, sup->id, p->t->start_date, p->t->end_date, &gone_away, err)) == 0 &&
@@ -273,8 +275,8 @@ static void away_phrase(struct rd_buf *b, const struct job *j, const struct rd_p
 {
     char name[256];
     rd_lc_name(j->e, name, sizeof(name));
-    rd_buf_printf(b, "%s (%s) is away from %s to %s (%s, approved in Personio)", name,
-                  j->e->email, t->start_date, t->end_date, t->type_name ? t->type_name : "absence");
+    rd_buf_printf(b, "%s (%s) is away from %s to %s (%s, approved in Personio)", name, j->e->email,
+                  t->start_date, t->end_date, t->type_name ? t->type_name : "absence");
 }
 
 static int alert(struct job *j, const char *key, const char *subject, const char *text,
@@ -292,8 +294,8 @@ static int alert_delegated(struct job *j, const struct plan *p, const struct row
     snprintf(key, sizeof(key), "delegation:%lld:%s:%s:%s", (long long)p->t->id, p->t->start_date,
              p->t->end_date, p->delegate);
     rd_lc_name(j->e, name, sizeof(name));
-    snprintf(subject, sizeof(subject), "Approvals of %s delegated %s to %s", name,
-             p->t->start_date, p->t->end_date);
+    snprintf(subject, sizeof(subject), "Approvals of %s delegated %s to %s", name, p->t->start_date,
+             p->t->end_date);
     struct rd_buf b = {0};
     rd_buf_puts(&b, was ? "Approval delegation updated: " : "Approvals delegated: ");
     away_phrase(&b, j, p->t);
@@ -311,27 +313,28 @@ static int alert_delegated(struct job *j, const struct plan *p, const struct row
 static int alert_none(struct job *j, const struct plan *p, struct rd_http_error *err)
 {
     char key[256], subject[400], name[256];
-    snprintf(key, sizeof(key), "delegation-none:%lld:%s:%s", (long long)p->t->id,
-             p->t->start_date, p->t->end_date);
+    snprintf(key, sizeof(key), "delegation-none:%lld:%s:%s", (long long)p->t->id, p->t->start_date,
+             p->t->end_date);
     rd_lc_name(j->e, name, sizeof(name));
     snprintf(subject, sizeof(subject), "Approver away, nobody to delegate to: %s", name);
     struct rd_buf b = {0};
     rd_buf_puts(&b, "Approver away, nobody to delegate to: ");
     away_phrase(&b, j, p->t);
-    rd_buf_printf(&b,
-                  " and approves for others on the platform, but %s. Choose a stand-in: set"
-                  " \"fallback_approver\" (the e-mail of a platform user who may approve) in the"
-                  " document of connection %s and run `rosterctl connection apply FILE` (or give %s a"
-                  " supervisor in Personio); the delegation is then made on the next event for %s"
-                  " or the nightly run.",
-                  p->why_none, j->s->connection_name, name, j->e->email);
+    rd_buf_printf(
+        &b,
+        " and approves for others on the platform, but %s. Choose a stand-in: set"
+        " \"fallback_approver\" (the e-mail of a platform user who may approve) in the"
+        " document of connection %s and run `rosterctl connection apply FILE` (or give %s a"
+        " supervisor in Personio); the delegation is then made on the next event for %s"
+        " or the nightly run.",
+        p->why_none, j->s->connection_name, name, j->e->email);
     int rc = alert(j, key, subject, b.data, err);
     rd_buf_free(&b);
     return rc;
 }
 
-static int alert_removed(struct job *j, const char *platform_id, const char *start,
-                         const char *end, const char *why, struct rd_http_error *err)
+static int alert_removed(struct job *j, const char *platform_id, const char *start, const char *end,
+                         const char *why, struct rd_http_error *err)
 {
     char key[256], subject[400], name[256];
     snprintf(key, sizeof(key), "delegation-removed:%s", platform_id);
@@ -356,7 +359,11 @@ static int save_row(struct job *j, const struct plan *p, const char *platform_id
     const char *params[9] = {rd_lc_id(cid, sizeof(cid), j->s->connection_id),
                              rd_lc_id(tid, sizeof(tid), p->t->id),
                              rd_lc_id(pid, sizeof(pid), j->e->id),
-                             platform_id, p->ext, p->delegate, p->t->start_date, p->t->end_date,
+                             platform_id,
+                             p->ext,
+                             p->delegate,
+                             p->t->start_date,
+                             p->t->end_date,
                              j->s->reason};
     if (rd_db_run(j->s->db,
                   "INSERT INTO delegations (connection_id, time_off_id, approver_id, platform_id,"
@@ -389,9 +396,12 @@ static int delete_upstream(struct job *j, const struct rd_delegation *d, struct 
 {
     struct json_object *before = json_object_new_object();
     json_object_object_add(before, "id", json_object_new_string(d->id));
-    json_object_object_add(before, "delegate", d->delegate ? json_object_new_string(d->delegate) : NULL);
-    json_object_object_add(before, "starts_at", d->starts_at ? json_object_new_string(d->starts_at) : NULL);
-    json_object_object_add(before, "ends_at", d->ends_at ? json_object_new_string(d->ends_at) : NULL);
+    json_object_object_add(before, "delegate",
+                           d->delegate ? json_object_new_string(d->delegate) : NULL);
+    json_object_object_add(before, "starts_at",
+                           d->starts_at ? json_object_new_string(d->starts_at) : NULL);
+    json_object_object_add(before, "ends_at",
+                           d->ends_at ? json_object_new_string(d->ends_at) : NULL);
     json_object_object_add(before, "external_id", json_object_new_string(d->external_id));
     struct rd_audit_ctx a;
     bool gone = false;
@@ -464,8 +474,9 @@ static int make(struct job *j, const struct plan *p, const struct row *was, bool
             return -1;
         return was ? drop_row(j, p->t->id, err) : 0;
     }
-    rd_lc_note(j->s, "%s approvals of %s to %s for %s to %s", j->s->dry_run ? "would delegate" : "delegated",
-               j->e->email, p->delegate, p->t->start_date, p->t->end_date);
+    rd_lc_note(j->s, "%s approvals of %s to %s for %s to %s",
+               j->s->dry_run ? "would delegate" : "delegated", j->e->email, p->delegate,
+               p->t->start_date, p->t->end_date);
     if (j->s->dry_run)
         return 0;
     char *id = NULL;
@@ -555,7 +566,10 @@ static int approver_account(struct job *j, bool *found, struct rd_http_error *er
     return 0;
 }
 
-static char *dup_or_null(const char *v) { return v ? rd_strdup(v) : NULL; }
+static char *dup_or_null(const char *v)
+{
+    return v ? rd_strdup(v) : NULL;
+}
 
 /* Lists the approver's delegations; only ours (ext_tid != 0) are ever looked at. A
  * nightly run has read every delegation once (rd_reconcile_delegations): the approver's
@@ -568,8 +582,8 @@ static int list_platform(struct job *j, struct rd_http_error *err)
             const struct rd_delegation *d = &all->items[i];
             if (!d->approver || !j->acc.user_name || strcasecmp(d->approver, j->acc.user_name) != 0)
                 continue;
-            j->platform.items = rd_realloc(j->platform.items,
-                                           (j->platform.count + 1) * sizeof(*j->platform.items));
+            j->platform.items =
+                rd_realloc(j->platform.items, (j->platform.count + 1) * sizeof(*j->platform.items));
             j->platform.items[j->platform.count++] = (struct rd_delegation){
                 .id = dup_or_null(d->id),
                 .approver = dup_or_null(d->approver),
@@ -621,8 +635,8 @@ static int plan_all(struct job *j, bool approver, struct rd_http_error *err)
     return 0;
 }
 
-int rd_approver_converge(struct rd_sync *s, const struct rd_personio_employee *e,
-                         const char *from, const char *to, struct rd_http_error *err)
+int rd_approver_converge(struct rd_sync *s, const struct rd_personio_employee *e, const char *from,
+                         const char *to, struct rd_http_error *err)
 {
     if (!rd_sync_policy_bool(s, "approver_reassignment", true) || !rd_sync_has(s, "platform") ||
         !from || !to)

@@ -46,7 +46,7 @@ struct conv {
     const struct rd_personio_employee *e;
     int64_t uid;
     char from[11], to[11];
-    const char *start_date; /* may be NULL */
+    const char *start_date;                  /* may be NULL */
     struct rd_moco_presence_list pres;       /* view */
     struct rd_personio_attendance_list atts; /* view */
     struct alink *links;
@@ -54,7 +54,7 @@ struct conv {
     struct aconflict *conf;
     size_t nconf;
     bool wrote;
-    bool refreshed;            /* atts was read again after the cached copy */
+    bool refreshed; /* atts was read again after the cached copy */
     bool have_perm;
     struct rd_http_error perm; /* the first permanent failure */
 };
@@ -268,8 +268,8 @@ static bool overlaps(const char *s1, const char *e1, const char *s2, const char 
 }
 
 /* The attendances on p's day (other than own) that overlap it, described for people. */
-static size_t describe_overlaps(const struct conv *c, const struct rd_moco_presence *p,
-                                int64_t own, int64_t *ids, size_t max, struct rd_buf *out)
+static size_t describe_overlaps(const struct conv *c, const struct rd_moco_presence *p, int64_t own,
+                                int64_t *ids, size_t max, struct rd_buf *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < c->atts.count && n < max; i++) {
@@ -279,7 +279,8 @@ static size_t describe_overlaps(const struct conv *c, const struct rd_moco_prese
             continue;
         ids[n++] = a->id;
         rd_buf_printf(out, "%sPersonio attendance %lld (%s %s-%s, %s)", n > 1 ? " and " : "",
-                      (long long)a->id, a->date, a->start_time, a->end_time[0] ? a->end_time : "open",
+                      (long long)a->id, a->date, a->start_time,
+                      a->end_time[0] ? a->end_time : "open",
                       attendance_linked(c, a->id) ? "rosterd's own for another MOCO presence"
                                                   : "not made by rosterd");
     }
@@ -288,7 +289,8 @@ static size_t describe_overlaps(const struct conv *c, const struct rd_moco_prese
     return n;
 }
 
-/* A conflict found before and still standing: same presence, an overlapping attendance still there. */
+/* A conflict found before and still standing: same presence, an overlapping attendance still there.
+ */
 static const struct aconflict *standing_conflict(struct conv *c, const struct rd_moco_presence *p)
 {
     const struct aconflict *k = conflict_of(c, p->id);
@@ -297,7 +299,8 @@ static const struct aconflict *standing_conflict(struct conv *c, const struct rd
         return NULL;
     for (size_t i = 0; i < k->nothers; i++) {
         const struct rd_personio_attendance *a = attendance_of(c, k->others[i]);
-        if (a && strcmp(a->date, p->date) == 0 && overlaps(p->from, p->to, a->start_time, a->end_time))
+        if (a && strcmp(a->date, p->date) == 0 &&
+            overlaps(p->from, p->to, a->start_time, a->end_time))
             return k;
     }
     return NULL;
@@ -339,15 +342,16 @@ static int overlap_refused(struct conv *c, const struct rd_moco_presence *p, int
         id_text(emp, sizeof(emp), c->e->id);
         id_text(uid, sizeof(uid), c->uid);
         const char *params[9] = {cid, pid, emp, uid, p->date, p->from, p->to, arr, msg.data};
-        rc = rd_db_run(c->s->db,
-                       "INSERT INTO attendance_conflicts (connection_id, presence_id, personio_id,"
-                       " moco_user_id, date, start_time, end_time, other_ids, message)"
-                       " VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::date, $6, $7,"
-                       "  $8::bigint[], $9)"
-                       " ON CONFLICT (connection_id, presence_id) DO UPDATE SET date = excluded.date,"
-                       "  start_time = excluded.start_time, end_time = excluded.end_time,"
-                       "  other_ids = excluded.other_ids, message = excluded.message, at = now()",
-                       9, params, dberr, sizeof(dberr));
+        rc = rd_db_run(
+            c->s->db,
+            "INSERT INTO attendance_conflicts (connection_id, presence_id, personio_id,"
+            " moco_user_id, date, start_time, end_time, other_ids, message)"
+            " VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::date, $6, $7,"
+            "  $8::bigint[], $9)"
+            " ON CONFLICT (connection_id, presence_id) DO UPDATE SET date = excluded.date,"
+            "  start_time = excluded.start_time, end_time = excluded.end_time,"
+            "  other_ids = excluded.other_ids, message = excluded.message, at = now()",
+            9, params, dberr, sizeof(dberr));
         if (rc != 0)
             rd_http_error_set(err, false, 0, "attendance conflict of presence %s: %s", pid, dberr);
         free(arr);
@@ -431,8 +435,9 @@ static int create(struct conv *c, const struct rd_moco_presence *p, const char *
     if (save_link(c, p, id, err) != 0)
         return -1;
     rd_sync_finding(c->s, "attendance_pushed", c->e->email, "created in Personio (approved)",
-                    RD_RESULT_DONE, "%s %s-%s from MOCO presence %lld is Personio attendance %lld%s",
-                    p->date, p->from, p->to, (long long)p->id, (long long)id, why);
+                    RD_RESULT_DONE,
+                    "%s %s-%s from MOCO presence %lld is Personio attendance %lld%s", p->date,
+                    p->from, p->to, (long long)p->id, (long long)id, why);
     return 0;
 }
 
@@ -471,12 +476,13 @@ static int update(struct conv *c, const struct rd_moco_presence *p, const struct
         if (save_link(c, p, l->attendance_id, err) != 0)
             return -1;
     }
-    rd_sync_finding(c->s, "attendance_pushed", c->e->email,
-                    c->s->dry_run ? "update the attendance in Personio" : action,
-                    c->s->dry_run ? RD_RESULT_PLANNED : RD_RESULT_DONE,
-                    "MOCO presence %lld changed to %s %s-%s (was %s %s-%s): Personio attendance %lld",
-                    (long long)p->id, p->date, p->from, p->to, l->date, l->start, l->end,
-                    (long long)l->attendance_id);
+    rd_sync_finding(
+        c->s, "attendance_pushed", c->e->email,
+        c->s->dry_run ? "update the attendance in Personio" : action,
+        c->s->dry_run ? RD_RESULT_PLANNED : RD_RESULT_DONE,
+        "MOCO presence %lld changed to %s %s-%s (was %s %s-%s): Personio attendance %lld",
+        (long long)p->id, p->date, p->from, p->to, l->date, l->start, l->end,
+        (long long)l->attendance_id);
     return 0;
 }
 
@@ -533,8 +539,8 @@ static int settle_missing(struct conv *c, const struct alink *l, struct rd_http_
 }
 
 /* A closed presence of the window that rosterd pushed before. */
-static int converge_linked(struct conv *c, const struct rd_moco_presence *p,
-                           const struct alink *l, struct rd_http_error *err)
+static int converge_linked(struct conv *c, const struct rd_moco_presence *p, const struct alink *l,
+                           struct rd_http_error *err)
 {
     const struct rd_personio_attendance *have = attendance_of(c, l->attendance_id);
     bool read_old_day = strcmp(l->date, c->from) >= 0 && strcmp(l->date, c->to) <= 0;
@@ -551,7 +557,8 @@ static int converge_linked(struct conv *c, const struct rd_moco_presence *p,
     return update(c, p, l, have, err);
 }
 
-/* A closed presence with no link: adopt rosterd's own attendance of an interrupted run, or create. */
+/* A closed presence with no link: adopt rosterd's own attendance of an interrupted run, or create.
+ */
 static int converge_new(struct conv *c, const struct rd_moco_presence *p, struct rd_http_error *err)
 {
     char comment[160];
@@ -642,12 +649,13 @@ static int link_day(struct rd_sync *s, int64_t presence_id, int64_t *uid, char d
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), presence_id);
     const char *params[2] = {cid, pid};
-    PGresult *res = rd_db_exec(s->db,
-                               "SELECT moco_user_id, date::text FROM attendance_links"
-                               " WHERE connection_id = $1::bigint AND presence_id = $2::bigint"
-                               " UNION ALL SELECT moco_user_id, date::text FROM attendance_conflicts"
-                               " WHERE connection_id = $1::bigint AND presence_id = $2::bigint",
-                               2, params, dberr, sizeof(dberr));
+    PGresult *res =
+        rd_db_exec(s->db,
+                   "SELECT moco_user_id, date::text FROM attendance_links"
+                   " WHERE connection_id = $1::bigint AND presence_id = $2::bigint"
+                   " UNION ALL SELECT moco_user_id, date::text FROM attendance_conflicts"
+                   " WHERE connection_id = $1::bigint AND presence_id = $2::bigint",
+                   2, params, dberr, sizeof(dberr));
     if (!res) {
         rd_http_error_set(err, false, 0, "attendance links: %s", dberr);
         return -1;
@@ -717,8 +725,10 @@ static int converge_user(struct rd_sync *s, struct rd_timesync_want *x, void *ar
     char *quiet = ((struct quiet *)arg)->text;
     size_t qlen = sizeof(((struct quiet *)arg)->text);
     if (!rd_timesync_clip(s, x)) {
-        snprintf(quiet, qlen, "MOCO user %lld, %s: before the connection's start_date %s, "
-                 "nothing pushed", (long long)x->id, x->to, rd_sync_start_date(s));
+        snprintf(quiet, qlen,
+                 "MOCO user %lld, %s: before the connection's start_date %s, "
+                 "nothing pushed",
+                 (long long)x->id, x->to, rd_sync_start_date(s));
         return 0;
     }
     const struct rd_personio_employee *e = NULL;
@@ -738,14 +748,18 @@ static int converge_user(struct rd_sync *s, struct rd_timesync_want *x, void *ar
     for (size_t i = 0; i < v.count && !named; i++) {
         named = v.items[i].id == x->hint;
         if (named && !v.items[i].to[0]) {
-            snprintf(quiet, qlen, "MOCO presence %lld of %s is still open: it is pushed once it "
-                     "is closed", (long long)x->hint, e->email ? e->email : "?");
+            snprintf(quiet, qlen,
+                     "MOCO presence %lld of %s is still open: it is pushed once it "
+                     "is closed",
+                     (long long)x->hint, e->email ? e->email : "?");
             return 0;
         }
     }
     if (x->hint && !named)
-        snprintf(quiet, qlen, "MOCO has no presence %lld of %s on %s..%s (deleted since?): "
-                 "nothing to push", (long long)x->hint, e->email ? e->email : "?", x->from, x->to);
+        snprintf(quiet, qlen,
+                 "MOCO has no presence %lld of %s on %s..%s (deleted since?): "
+                 "nothing to push",
+                 (long long)x->hint, e->email ? e->email : "?", x->from, x->to);
     else
         snprintf(quiet, qlen, "Personio's attendances of %s already match MOCO for %s..%s",
                  e->email ? e->email : "?", x->from, x->to);
@@ -767,7 +781,8 @@ static int presence_run(struct rd_job_ctx *ctx)
         goto out;
     }
     rc = collect(ctx, s, &w, &unknown, &err);
-    if (rc == 0 && ctx->nevents == 0 && rd_timesync_id(ctx->subject)) { /* a job of no event: 30 days */
+    if (rc == 0 && ctx->nevents == 0 &&
+        rd_timesync_id(ctx->subject)) { /* a job of no event: 30 days */
         char today[11], back[11];
         rc = rd_timesync_today(s, today, &err);
         rd_day_add(today, -30, back);
@@ -782,7 +797,8 @@ static int presence_run(struct rd_job_ctx *ctx)
     if (w.count == 0 && unknown)
         snprintf(quiet.text, sizeof(quiet.text),
                  "%zu %s rosterd never pushed, and the delivery names no user and day: nothing "
-                 "to do", unknown, rd_timesync_plural((long)unknown, "presence", "presences"));
+                 "to do",
+                 unknown, rd_timesync_plural((long)unknown, "presence", "presences"));
     rd_timesync_note(s, 0, quiet.text, ctx->note, sizeof(ctx->note));
 out:
     rd_timesync_wants_free(&w);
@@ -793,8 +809,8 @@ out:
 /* ---- the hourly sweep ---- */
 
 /* The presences changed after the watermark, as per-user windows (old days of moves included). */
-static int changed_wants(struct rd_sync *s, const char *after, struct rd_timesync_wants *w, size_t *changed,
-                         struct rd_http_error *err)
+static int changed_wants(struct rd_sync *s, const char *after, struct rd_timesync_wants *w,
+                         size_t *changed, struct rd_http_error *err)
 {
     struct rd_moco *m = rd_sync_moco(s, err);
     struct rd_moco_presence_list l;
@@ -812,10 +828,11 @@ static int changed_wants(struct rd_sync *s, const char *after, struct rd_timesyn
     char cid[24], dberr[256];
     id_text(cid, sizeof(cid), s->connection_id);
     const char *params[2] = {cid, arr};
-    PGresult *res = rd_db_exec(s->db,
-                               "SELECT moco_user_id, date::text FROM attendance_links"
-                               " WHERE connection_id = $1::bigint AND presence_id = ANY($2::bigint[])",
-                               2, params, dberr, sizeof(dberr));
+    PGresult *res =
+        rd_db_exec(s->db,
+                   "SELECT moco_user_id, date::text FROM attendance_links"
+                   " WHERE connection_id = $1::bigint AND presence_id = ANY($2::bigint[])",
+                   2, params, dberr, sizeof(dberr));
     free(arr);
     if (!res) {
         rd_http_error_set(err, false, 0, "attendance links: %s", dberr);
@@ -872,11 +889,12 @@ static int sweep_run(struct rd_job_ctx *ctx)
         goto out;
     }
     /* the next sweep starts 2 minutes before this one did: MOCO's clock may lag ours */
-    PGresult *res = rd_db_exec(s->db,
-                               "SELECT to_char((now() - interval '1 hour') AT TIME ZONE 'UTC',"
-                               " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char((now() - interval"
-                               " '2 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-                               0, NULL, dberr, sizeof(dberr));
+    PGresult *res =
+        rd_db_exec(s->db,
+                   "SELECT to_char((now() - interval '1 hour') AT TIME ZONE 'UTC',"
+                   " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char((now() - interval"
+                   " '2 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                   0, NULL, dberr, sizeof(dberr));
     if (!res) {
         rd_http_error_set(&err, false, 0, "sweep: %s", dberr);
         rc = -1;

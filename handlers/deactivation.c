@@ -26,7 +26,7 @@ struct instant {
     char now_local[40]; /* the time now, likewise */
     char epoch[24];
     bool due;
-    double late_s;      /* now minus the instant (negative: still to come) */
+    double late_s; /* now minus the instant (negative: still to come) */
 };
 
 static int instant_of(struct rd_sync *s, const char *last_day, int delay, struct instant *w,
@@ -160,12 +160,11 @@ static int revoked(struct rd_sync *s, const struct rd_personio_employee *e,
     if (jobs->n == 0)
         return 0;
     const struct open_job *j = &jobs->items[0];
-    rd_sync_finding(s, "deactivation_scheduled", e->email, "cancelled the scheduled deactivation",
-                    result_of(s),
-                    "Personio shows no last day for %s any more (termination revoked): the"
-                    " deactivation due %s (last day %s) was cancelled",
-                    e->email, j->deactivate_at ? j->deactivate_at : "?",
-                    j->last_day ? j->last_day : "?");
+    rd_sync_finding(
+        s, "deactivation_scheduled", e->email, "cancelled the scheduled deactivation", result_of(s),
+        "Personio shows no last day for %s any more (termination revoked): the"
+        " deactivation due %s (last day %s) was cancelled",
+        e->email, j->deactivate_at ? j->deactivate_at : "?", j->last_day ? j->last_day : "?");
     return 0;
 }
 
@@ -212,9 +211,13 @@ static int schedule(struct rd_sync *s, const struct rd_personio_employee *e, con
     if (!s->dry_run) {
         char *payload = job_payload(e, last, delay, w);
         char *key = rd_queue_key(s->connection_id, "personio", rd_lc_id(pid, sizeof(pid), e->id));
-        struct rd_job_spec spec = {.kind = RD_DEACTIVATION_KIND, .key = key,
-                                   .connection_id = s->connection_id, .subject = pid,
-                                   .run_at = w->at, .unique_key = ukey, .payload_json = payload};
+        struct rd_job_spec spec = {.kind = RD_DEACTIVATION_KIND,
+                                   .key = key,
+                                   .connection_id = s->connection_id,
+                                   .subject = pid,
+                                   .run_at = w->at,
+                                   .unique_key = ukey,
+                                   .payload_json = payload};
         int64_t job_id = 0;
         int rc = rd_queue_schedule(s->db, &spec, &job_id, dberr, sizeof(dberr));
         free(key);
@@ -247,15 +250,17 @@ static char *deactivated_text(struct rd_sync *s, const struct rd_personio_employ
     char name[256];
     rd_lc_name(e, name, sizeof(name));
     struct rd_buf b = {0};
-    rd_buf_printf(&b, "Platform account deactivated: %s (%s). %s %s; the account was closed at"
-                      " the end of it",
+    rd_buf_printf(&b,
+                  "Platform account deactivated: %s (%s). %s %s; the account was closed at"
+                  " the end of it",
                   name, e->email, day_kind_cap(e), last);
     if (delay)
         rd_buf_printf(&b, " plus %d day%s (deactivation_delay_days)", delay, delay == 1 ? "" : "s");
     rd_buf_printf(&b, ": %s %s (%s).", w->local, rd_sync_timezone(s), w->utc);
     if (w->late_s > 3600)
-        rd_buf_printf(&b, " rosterd learned of the last day only afterwards and deactivated the"
-                          " account at %s %s.",
+        rd_buf_printf(&b,
+                      " rosterd learned of the last day only afterwards and deactivated the"
+                      " account at %s %s.",
                       w->now_local, rd_sync_timezone(s));
     return rd_buf_steal(&b);
 }
@@ -266,7 +271,11 @@ static int record_done(struct rd_sync *s, const struct rd_personio_employee *e, 
 {
     char cid[24], pid[24], dberr[256];
     const char *params[7] = {rd_lc_id(cid, sizeof(cid), s->connection_id),
-                             rd_lc_id(pid, sizeof(pid), e->id), last, w->at, scim_id, outcome,
+                             rd_lc_id(pid, sizeof(pid), e->id),
+                             last,
+                             w->at,
+                             scim_id,
+                             outcome,
                              s->reason};
     if (rd_db_run(s->db,
                   "INSERT INTO deactivations (connection_id, personio_id, last_day, deactivate_at,"
@@ -343,7 +352,8 @@ static int protected_due(struct rd_sync *s, const struct rd_personio_employee *e
     snprintf(path, sizeof(path), "/Users/%s", acc->id);
     /* a failed audit row is logged by rd_audit_record; the alert has told the admins */
     if (rd_audit_record(s->db, s->connection_id, "scim", "PATCH", path, NULL, NULL, s->reason,
-                        "skipped", 0, "protected user (policy.protected_users): not deactivated") != 0)
+                        "skipped", 0,
+                        "protected user (policy.protected_users): not deactivated") != 0)
         rd_log_warn("protected user %s: audit row not written (%s)", e->email, s->reason);
     return record_done(s, e, last, w, acc->id, "protected", err);
 }
@@ -356,8 +366,9 @@ static int patch_inactive(struct rd_sync *s, struct rd_scim_user *acc, struct rd
                            acc->user_name ? json_object_new_string(acc->user_name) : NULL);
     struct rd_audit_ctx a;
     struct rd_scim *sc = rd_sync_scim(s, err);
-    int rc = sc ? rd_scim_set_active(sc, acc->id, false, rd_lc_audit(s, &a, before), s->deadline, err)
-                : -1;
+    int rc =
+        sc ? rd_scim_set_active(sc, acc->id, false, rd_lc_audit(s, &a, before), s->deadline, err)
+           : -1;
     json_object_put(before);
     if (rc == 0) {
         acc->active = false;
@@ -372,8 +383,9 @@ static int due(struct rd_sync *s, const struct rd_personio_employee *e, struct r
 {
     int cancelled = 0;
     if (rd_sync_is_protected(s, e->email))
-        return protected_due(s, e, acc, last, w, err) != 0 ? -1
-                                                           : cancel_jobs(s, jobs, NULL, &cancelled, err);
+        return protected_due(s, e, acc, last, w, err) != 0
+                   ? -1
+                   : cancel_jobs(s, jobs, NULL, &cancelled, err);
     if (!acc->active) {
         bool ours = false;
         if (was_deactivated(s, e->id, last, &ours, err) != 0 ||
@@ -391,15 +403,16 @@ static int due(struct rd_sync *s, const struct rd_personio_employee *e, struct r
     }
     if (s->dry_run) {
         rd_sync_finding(s, "deactivated", e->email, "deactivate the platform account",
-                        RD_RESULT_PLANNED, "%s %s ended at %s %s (%s)", day_kind(e), last,
-                        w->local, rd_sync_timezone(s), w->utc);
+                        RD_RESULT_PLANNED, "%s %s ended at %s %s (%s)", day_kind(e), last, w->local,
+                        rd_sync_timezone(s), w->utc);
         return 0;
     }
-    if (patch_inactive(s, acc, err) != 0 || record_done(s, e, last, w, acc->id, "deactivated", err) != 0)
+    if (patch_inactive(s, acc, err) != 0 ||
+        record_done(s, e, last, w, acc->id, "deactivated", err) != 0)
         return -1;
     rd_sync_finding(s, "deactivated", e->email, "deactivated the platform account", RD_RESULT_DONE,
-                    "%s %s ended at %s %s (%s)", day_kind(e), last, w->local,
-                    rd_sync_timezone(s), w->utc);
+                    "%s %s ended at %s %s (%s)", day_kind(e), last, w->local, rd_sync_timezone(s),
+                    w->utc);
     if (alert_deactivated(s, e, last, delay, w, err) != 0)
         return -1;
     return cancel_jobs(s, jobs, NULL, &cancelled, err);
@@ -461,11 +474,12 @@ int rd_deactivation_gone(struct rd_sync *s, int64_t personio_id, struct rd_http_
     char cid[24], pid[24], dberr[256];
     const char *params[2] = {rd_lc_id(cid, sizeof(cid), s->connection_id),
                              rd_lc_id(pid, sizeof(pid), personio_id)};
-    PGresult *res = rd_db_exec(s->db,
-                               "SELECT email, first_name, last_name, status, last_day::text, scim_id"
-                               " FROM people WHERE connection_id = $1::bigint"
-                               " AND personio_id = $2::bigint",
-                               2, params, dberr, sizeof(dberr));
+    PGresult *res =
+        rd_db_exec(s->db,
+                   "SELECT email, first_name, last_name, status, last_day::text, scim_id"
+                   " FROM people WHERE connection_id = $1::bigint"
+                   " AND personio_id = $2::bigint",
+                   2, params, dberr, sizeof(dberr));
     if (!res)
         return rd_lc_db_fail(err, "people", dberr);
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 5)) {
@@ -514,15 +528,16 @@ static int deactivate_run(struct rd_job_ctx *ctx)
         rc = gone ? rd_person_gone(s, id, &err) : rd_person_converge(s, e, &err);
     const struct rd_lc *lc = s->ext[RD_SYNC_EXT_PEOPLE].data;
     if (rc == 0 && lc && lc->early_wait > 0) {
-        rd_http_error_set(&err, false, 0, "ran %.0f s before its time; waits for it", lc->early_wait);
+        rd_http_error_set(&err, false, 0, "ran %.0f s before its time; waits for it",
+                          lc->early_wait);
         err.retry_after_s = (int)lc->early_wait + 1;
         rc = -1;
     }
     if (rc == 0) {
         rd_lc_compose_note(s, ctx->note, sizeof(ctx->note));
         if (!ctx->note[0])
-            snprintf(ctx->note, sizeof(ctx->note), "nothing to deactivate for Personio employee %lld",
-                     id);
+            snprintf(ctx->note, sizeof(ctx->note),
+                     "nothing to deactivate for Personio employee %lld", id);
     } else {
         rd_sync_fail(ctx, &err);
     }

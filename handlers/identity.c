@@ -37,11 +37,11 @@ struct links {
         int64_t personio_id;
         char *scim_id;
         int64_t moco_user_id;
-    } *rows;
+    } * rows;
     size_t n, cap;
-    size_t nscim;              /* rows with a platform link */
-    bool remembered;           /* rd_identity_remember_all wrote every mirror row */
-    bool batch;                /* pins are written in batches (rd_identity_batch_pins) */
+    size_t nscim;                   /* rows with a platform link */
+    bool remembered;                /* rd_identity_remember_all wrote every mirror row */
+    bool batch;                     /* pins are written in batches (rd_identity_batch_pins) */
     struct json_object *pending[2]; /* [platform, MOCO]: [{"p": id, "v": value}] unwritten */
     size_t npending;
 };
@@ -164,8 +164,8 @@ int rd_identity_flush_pins(struct rd_sync *s, char *err, size_t errlen)
     for (int k = 0; k < 2 && rc == 0; k++) {
         if (!l->pending[k])
             continue;
-        const char *params[2] = {cid, json_object_to_json_string_ext(l->pending[k],
-                                                                     JSON_C_TO_STRING_PLAIN)};
+        const char *params[2] = {
+            cid, json_object_to_json_string_ext(l->pending[k], JSON_C_TO_STRING_PLAIN)};
         /* A lost pin is harmless (the next run links by e-mail again): no WAL flush wait. */
         PQclear(PQexec(s->db, "BEGIN; SET LOCAL synchronous_commit TO off"));
         rc = rd_db_run(s->db, sql[k], 2, params, err, errlen);
@@ -205,10 +205,10 @@ static void remember_row(struct json_object *rows, const struct rd_personio_empl
     struct json_object *o = json_object_new_object();
     json_object_object_add(o, "personio_id", json_object_new_int64(e->id));
     json_object_object_add(o, "email", json_object_new_string(e->email ? e->email : ""));
-    const char *keys[] = {"first_name", "last_name", "status", "team", "department", "hire_date",
-                          "last_day"};
-    const char *vals[] = {e->first_name, e->last_name, e->status, e->team, e->department,
-                          e->hire_date, rd_identity_last_day(e)};
+    const char *keys[] = {"first_name", "last_name", "status",  "team",
+                          "department", "hire_date", "last_day"};
+    const char *vals[] = {e->first_name, e->last_name,           e->status, e->team, e->department,
+                          e->hire_date,  rd_identity_last_day(e)};
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
         json_object_object_add(o, keys[k], vals[k] ? json_object_new_string(vals[k]) : NULL);
     json_object_object_add(o, "supervisor_id",
@@ -218,16 +218,16 @@ static void remember_row(struct json_object *rows, const struct rd_personio_empl
 
 /* What an upsert of the mirror changes on a known person (rd_identity_remember too). */
 #define PEOPLE_UPSERT                                                                              \
-    " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"                                     \
-    "  email = excluded.email, first_name = excluded.first_name,"                                 \
-    "  last_name = excluded.last_name, status = excluded.status,"                                 \
-    "  team = excluded.team, department = excluded.department,"                                   \
-    "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"                   \
-    "  last_day = excluded.last_day, seen_at = now(),"                                            \
-    "  updated_at = CASE WHEN (people.email, people.status, people.team,"                         \
-    "    people.department, people.supervisor_id, people.last_day)"                               \
-    "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"                       \
-    "    excluded.department, excluded.supervisor_id, excluded.last_day)"                         \
+    " ON CONFLICT (connection_id, personio_id) DO UPDATE SET"                                      \
+    "  email = excluded.email, first_name = excluded.first_name,"                                  \
+    "  last_name = excluded.last_name, status = excluded.status,"                                  \
+    "  team = excluded.team, department = excluded.department,"                                    \
+    "  supervisor_id = excluded.supervisor_id, hire_date = excluded.hire_date,"                    \
+    "  last_day = excluded.last_day, seen_at = now(),"                                             \
+    "  updated_at = CASE WHEN (people.email, people.status, people.team,"                          \
+    "    people.department, people.supervisor_id, people.last_day)"                                \
+    "    IS DISTINCT FROM (excluded.email, excluded.status, excluded.team,"                        \
+    "    excluded.department, excluded.supervisor_id, excluded.last_day)"                          \
     "    THEN now() ELSE people.updated_at END"
 
 /* The same upsert as rd_identity_remember, for a JSON array of rows. */
@@ -238,8 +238,7 @@ static const char REMEMBER_ALL_SQL[] =
     "  r.department, r.supervisor_id, r.hire_date, r.last_day"
     " FROM jsonb_to_recordset($2::jsonb) AS r(personio_id bigint, email text, first_name text,"
     "  last_name text, status text, team text, department text, supervisor_id bigint,"
-    "  hire_date date, last_day date)"
-    PEOPLE_UPSERT;
+    "  hire_date date, last_day date)" PEOPLE_UPSERT;
 
 #define REMEMBER_BATCH 2000
 
@@ -291,10 +290,17 @@ int rd_identity_remember(struct rd_sync *s, const struct rd_personio_employee *e
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), e->id);
     id_text(sup, sizeof(sup), e->supervisor_id);
-    const char *params[11] = {cid,           pid,     e->email ? e->email : "",
-                              e->first_name, e->last_name, e->status,
-                              e->team,       e->department, e->supervisor_id ? sup : NULL,
-                              e->hire_date,  rd_identity_last_day(e)};
+    const char *params[11] = {cid,
+                              pid,
+                              e->email ? e->email : "",
+                              e->first_name,
+                              e->last_name,
+                              e->status,
+                              e->team,
+                              e->department,
+                              e->supervisor_id ? sup : NULL,
+                              e->hire_date,
+                              rd_identity_last_day(e)};
     return rd_db_run(s->db,
                      "INSERT INTO people (connection_id, personio_id, email, first_name, last_name,"
                      " status, team, department, supervisor_id, hire_date, last_day)"
@@ -407,12 +413,13 @@ static int pin(struct rd_sync *s, int64_t personio_id, bool scim, const char *va
         PQclear(PQexec(s->db, "BEGIN; SET LOCAL synchronous_commit TO off"));
     PGresult *res = PQexecParams(
         s->db,
-        scim ? "UPDATE people SET scim_id = $3::text, scim_linked_at = CASE WHEN $3::text IS NULL THEN NULL"
-               " ELSE now() END, updated_at = now()"
-               " WHERE connection_id = $1::bigint AND personio_id = $2::bigint"
-             : "UPDATE people SET moco_user_id = $3::bigint, moco_linked_at = CASE WHEN $3::bigint IS NULL"
-               " THEN NULL ELSE now() END, updated_at = now()"
-               " WHERE connection_id = $1::bigint AND personio_id = $2::bigint",
+        scim
+            ? "UPDATE people SET scim_id = $3::text, scim_linked_at = CASE WHEN $3::text IS NULL THEN NULL"
+              " ELSE now() END, updated_at = now()"
+              " WHERE connection_id = $1::bigint AND personio_id = $2::bigint"
+            : "UPDATE people SET moco_user_id = $3::bigint, moco_linked_at = CASE WHEN $3::bigint IS NULL"
+              " THEN NULL ELSE now() END, updated_at = now()"
+              " WHERE connection_id = $1::bigint AND personio_id = $2::bigint",
         3, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -448,12 +455,13 @@ static int64_t pinned_by_other(struct rd_sync *s, bool scim, const char *value, 
     id_text(cid, sizeof(cid), s->connection_id);
     id_text(pid, sizeof(pid), personio_id);
     const char *params[3] = {cid, value, pid};
-    PGresult *res = rd_db_exec(s->db,
-                               scim ? "SELECT personio_id FROM people WHERE connection_id = $1::bigint"
-                                      " AND scim_id = $2 AND personio_id <> $3::bigint"
-                                    : "SELECT personio_id FROM people WHERE connection_id = $1::bigint"
-                                      " AND moco_user_id = $2::bigint AND personio_id <> $3::bigint",
-                               3, params, err, sizeof(err));
+    PGresult *res =
+        rd_db_exec(s->db,
+                   scim ? "SELECT personio_id FROM people WHERE connection_id = $1::bigint"
+                          " AND scim_id = $2 AND personio_id <> $3::bigint"
+                        : "SELECT personio_id FROM people WHERE connection_id = $1::bigint"
+                          " AND moco_user_id = $2::bigint AND personio_id <> $3::bigint",
+                   3, params, err, sizeof(err));
     int64_t other = res && PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
     return other;
@@ -477,7 +485,8 @@ static int follow_email(struct rd_sync *s, const struct rd_personio_employee *e,
         json_object_put(a.before);
     }
     if (rc == 0) {
-        rd_sync_finding(s, "linked", e->email, "platform userName and e-mail set to the new address",
+        rd_sync_finding(s, "linked", e->email,
+                        "platform userName and e-mail set to the new address",
                         s->dry_run ? RD_RESULT_PLANNED : RD_RESULT_DONE,
                         "e-mail changed in Personio from %s to %s; the platform account %s follows",
                         old, e->email, u->id);
@@ -589,8 +598,8 @@ int rd_identity_platform(struct rd_sync *s, const struct rd_personio_employee *e
             return follow_email(s, e, out, err);
         }
         bool taken;
-        rd_log_info("platform account %s of Personio employee %lld is gone; linking afresh",
-                    pinned, (long long)e->id);
+        rd_log_info("platform account %s of Personio employee %lld is gone; linking afresh", pinned,
+                    (long long)e->id);
         free(pinned);
         if (pin(s, e->id, true, NULL, &taken, err) != 0)
             return -1;
@@ -600,9 +609,8 @@ int rd_identity_platform(struct rd_sync *s, const struct rd_personio_employee *e
     return link_platform_fresh(s, e, out, state, err);
 }
 
-
-int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e,
-                     int64_t *moco_user_id, enum rd_link_state *state, struct rd_http_error *err)
+int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e, int64_t *moco_user_id,
+                     enum rd_link_state *state, struct rd_http_error *err)
 {
     *moco_user_id = rd_identity_pinned_moco(s, e->id);
     *state = *moco_user_id ? RD_LINK_PINNED : RD_LINK_NONE;
@@ -724,7 +732,8 @@ int rd_identity_person_for_moco(struct rd_sync *s, int64_t moco_user_id, int64_t
         if (rd_identity_remember(s, e, dbe, sizeof(dbe)) != 0) {
             rd_http_error_set(err, false, 0, "people: %s", dbe);
             rc = -1;
-        } else if ((rc = rd_identity_moco(s, e, &linked, &st, err)) == 0 && linked == moco_user_id) {
+        } else if ((rc = rd_identity_moco(s, e, &linked, &st, err)) == 0 &&
+                   linked == moco_user_id) {
             *personio_id = e->id;
         }
     }

@@ -77,8 +77,8 @@ int rd_lc_date_add(struct rd_sync *s, const char *date, int days, char out[11],
     char dberr[256], n[16];
     snprintf(n, sizeof(n), "%d", days);
     const char *params[2] = {date, n};
-    PGresult *res = rd_db_exec(s->db, "SELECT ($1::date + $2::int)::text", 2, params, dberr,
-                               sizeof(dberr));
+    PGresult *res =
+        rd_db_exec(s->db, "SELECT ($1::date + $2::int)::text", 2, params, dberr, sizeof(dberr));
     if (!res)
         return rd_lc_db_fail(err, "date", dberr);
     snprintf(out, 11, "%s", PQgetvalue(res, 0, 0));
@@ -152,7 +152,8 @@ static void note_links(const struct rd_sync *s, struct rd_buf *b)
     for (size_t k = 0; k < n; k++)
         rd_buf_printf(b, "%slinked %s (%s%s%s%s%s)", b->len ? "; " : "", l[k].email,
                       l[k].platform ? "platform" : "", l[k].platform && l[k].moco ? ", " : "",
-                      l[k].moco ? "MOCO" : "", (l[k].platform || l[k].moco) && l[k].renamed ? ", " : "",
+                      l[k].moco ? "MOCO" : "",
+                      (l[k].platform || l[k].moco) && l[k].renamed ? ", " : "",
                       l[k].renamed ? "new e-mail" : "");
     free(l);
 }
@@ -266,9 +267,8 @@ void rd_lc_group_changed(struct rd_scim_group *g, const char *user_id, bool adde
 
 /* ---- accounts of other people ---- */
 
-int rd_lc_account_of(struct rd_sync *s, int64_t personio_id, struct rd_scim_user *out,
-                     bool *found, const struct rd_personio_employee **emp,
-                     struct rd_http_error *err)
+int rd_lc_account_of(struct rd_sync *s, int64_t personio_id, struct rd_scim_user *out, bool *found,
+                     const struct rd_personio_employee **emp, struct rd_http_error *err)
 {
     memset(out, 0, sizeof(*out));
     *found = false;
@@ -385,11 +385,12 @@ static int approvers_from_personio(struct rd_sync *s, struct rd_lc *lc, struct r
     char cid[24], n[24];
     const char *params[2] = {rd_lc_id(cid, sizeof(cid), s->connection_id),
                              rd_lc_id(n, sizeof(n), (int64_t)all->count)};
-    if (rd_db_run(s->db,
-                  "INSERT INTO people_mirror (connection_id, employees) VALUES ($1::bigint, $2::int)"
-                  " ON CONFLICT (connection_id) DO UPDATE SET employees = excluded.employees,"
-                  "  complete_at = now()",
-                  2, params, dberr, sizeof(dberr)) != 0)
+    if (rd_db_run(
+            s->db,
+            "INSERT INTO people_mirror (connection_id, employees) VALUES ($1::bigint, $2::int)"
+            " ON CONFLICT (connection_id) DO UPDATE SET employees = excluded.employees,"
+            "  complete_at = now()",
+            2, params, dberr, sizeof(dberr)) != 0)
         return rd_lc_db_fail(err, "people mirror", dberr);
     rd_log_info("people mirror of %s filled with %zu employees (%s)", s->connection_name,
                 all->count, s->reason);

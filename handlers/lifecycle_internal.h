@@ -29,17 +29,17 @@ struct rd_lc_group {
 
 /* The lifecycle's cache for one context; owned by s->ext[RD_SYNC_EXT_PEOPLE]. */
 struct rd_lc {
-    char today[11];          /* the connection's local date, "" until asked */
+    char today[11];              /* the connection's local date, "" until asked */
     struct rd_lc_group **groups; /* slots never move: their groups are handed out */
     size_t ngroups;
-    bool have_approvers;     /* approvers below is filled */
-    int64_t *approvers;      /* Personio ids that supervise someone not inactive, sorted */
+    bool have_approvers; /* approvers below is filled */
+    int64_t *approvers;  /* Personio ids that supervise someone not inactive, sorted */
     size_t napprovers;
-    bool mirror_complete;    /* the people mirror held everyone once (people_mirror) */
-    struct rd_buf note;      /* what the steps did that no finding kind names */
-    int64_t *created;        /* people named by a person/employment.created event of the job */
+    bool mirror_complete; /* the people mirror held everyone once (people_mirror) */
+    struct rd_buf note;   /* what the steps did that no finding kind names */
+    int64_t *created;     /* people named by a person/employment.created event of the job */
     size_t ncreated;
-    double early_wait;       /* > 0: a deactivation job ran this many seconds early */
+    double early_wait; /* > 0: a deactivation job ran this many seconds early */
 };
 
 /* The context's lifecycle cache, created on first use (freed by rd_sync_close). */
@@ -94,17 +94,17 @@ bool rd_lc_group_has(const struct rd_scim_group *g, const char *user_id);
  * the employee (borrowed from the context's cache; NULL when Personio does not
  * know them). Clear out with rd_scim_user_clear.
  */
-int rd_lc_account_of(struct rd_sync *s, int64_t personio_id, struct rd_scim_user *out,
-                     bool *found, const struct rd_personio_employee **emp,
-                     struct rd_http_error *err) __attribute__((warn_unused_result));
+int rd_lc_account_of(struct rd_sync *s, int64_t personio_id, struct rd_scim_user *out, bool *found,
+                     const struct rd_personio_employee **emp, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 
 /*
  * Is personio_id an approver, the HR supervisor of at least one employee who is not
  * inactive? Answered from the people mirror; a mirror that never held everyone is
  * filled from Personio first (once per connection; in a dry run only read).
  */
-int rd_lc_is_approver(struct rd_sync *s, int64_t personio_id, bool *yes,
-                      struct rd_http_error *err) __attribute__((warn_unused_result));
+int rd_lc_is_approver(struct rd_sync *s, int64_t personio_id, bool *yes, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 
 /*
  * An audit context for one write with the state read before it (before is borrowed

@@ -47,14 +47,17 @@ static int membership(struct rd_sync *s, struct rd_scim_group *g, const char *us
     if (s->dry_run)
         return 0;
     struct json_object *before = json_object_new_object();
-    json_object_object_add(before, "group", json_object_new_string(g->display_name ? g->display_name : g->id));
+    json_object_object_add(before, "group",
+                           json_object_new_string(g->display_name ? g->display_name : g->id));
     json_object_object_add(before, "member", json_object_new_boolean(!add));
     struct rd_audit_ctx a;
     struct rd_scim *sc = rd_sync_scim(s, err);
     const char *ids[1] = {user_id};
-    int rc = !sc ? -1
-             : add ? rd_scim_group_add_members(sc, g->id, ids, 1, rd_lc_audit(s, &a, before), s->deadline, err)
-                   : rd_scim_group_remove_members(sc, g->id, ids, 1, rd_lc_audit(s, &a, before), s->deadline, err);
+    int rc = !sc   ? -1
+             : add ? rd_scim_group_add_members(sc, g->id, ids, 1, rd_lc_audit(s, &a, before),
+                                               s->deadline, err)
+                   : rd_scim_group_remove_members(sc, g->id, ids, 1, rd_lc_audit(s, &a, before),
+                                                  s->deadline, err);
     json_object_put(before);
     if (rc == 0)
         rd_lc_group_changed(g, user_id, add);
@@ -122,13 +125,13 @@ static int converge_team(struct rd_sync *s, const struct rd_personio_employee *e
         }
     }
     if (rc == 0 && (join || left.len))
-        rd_sync_finding(s, "team_changed", e->email,
-                        join && left.len ? "joined the platform group of the HR team, left the old one"
-                        : join           ? "joined the platform group of the HR team"
-                                         : "left the platform group of another team",
-                        result_of(s), "HR team \"%s\": platform group \"%s\"%s%s%s", e->team,
-                        mapped, left.len ? " (was in " : "", left.len ? left.data : "",
-                        left.len ? ")" : "");
+        rd_sync_finding(
+            s, "team_changed", e->email,
+            join && left.len ? "joined the platform group of the HR team, left the old one"
+            : join           ? "joined the platform group of the HR team"
+                             : "left the platform group of another team",
+            result_of(s), "HR team \"%s\": platform group \"%s\"%s%s%s", e->team, mapped,
+            left.len ? " (was in " : "", left.len ? left.data : "", left.len ? ")" : "");
     rd_buf_free(&left);
     return rc;
 }
@@ -193,7 +196,8 @@ static int converge_manager(struct rd_sync *s, const struct rd_personio_employee
         if (!s->dry_run) {
             struct json_object *before = json_object_new_object();
             json_object_object_add(before, "manager",
-                                   acc->manager_id ? json_object_new_string(acc->manager_id) : NULL);
+                                   acc->manager_id ? json_object_new_string(acc->manager_id)
+                                                   : NULL);
             struct rd_audit_ctx a;
             struct rd_scim *sc = rd_sync_scim(s, err);
             rc = sc ? rd_scim_set_manager(sc, acc->id, mgr.id, rd_lc_audit(s, &a, before),

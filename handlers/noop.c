@@ -100,7 +100,8 @@ static int script_run(struct rd_job_ctx *ctx)
     return rc;
 }
 
-/* The platform user a test.upstream event names exists afterwards: read first, create if missing. */
+/* The platform user a test.upstream event names exists afterwards: read first, create if missing.
+ */
 static int ensure_user(struct rd_sync *s, const char *user, char *note, size_t notelen,
                        struct rd_http_error *err)
 {

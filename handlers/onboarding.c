@@ -29,7 +29,8 @@ static int is_hire(struct rd_sync *s, const struct rd_personio_employee *e, bool
                    struct rd_http_error *err)
 {
     *hire = false;
-    if (!e->email || !*e->email || !(is_status(e->status, "onboarding") || is_status(e->status, "active")))
+    if (!e->email || !*e->email ||
+        !(is_status(e->status, "onboarding") || is_status(e->status, "active")))
         return 0;
     const char *today = rd_lc_today(s, err);
     if (!today)
@@ -104,11 +105,12 @@ static int hire_row(struct rd_sync *s, const struct rd_personio_employee *e,
     char cid[24], pid[24], dberr[256];
     const char *params[4] = {rd_lc_id(cid, sizeof(cid), s->connection_id),
                              rd_lc_id(pid, sizeof(pid), e->id), e->team, s->reason};
-    if (rd_db_run(s->db,
-                  "INSERT INTO hires (connection_id, personio_id, status, hr_team, alerted_at, reason)"
-                  " VALUES ($1::bigint, $2::bigint, 'alerted', $3, now(), $4)"
-                  " ON CONFLICT (connection_id, personio_id) DO NOTHING",
-                  4, params, dberr, sizeof(dberr)) != 0)
+    if (rd_db_run(
+            s->db,
+            "INSERT INTO hires (connection_id, personio_id, status, hr_team, alerted_at, reason)"
+            " VALUES ($1::bigint, $2::bigint, 'alerted', $3, now(), $4)"
+            " ON CONFLICT (connection_id, personio_id) DO NOTHING",
+            4, params, dberr, sizeof(dberr)) != 0)
         return rd_lc_db_fail(err, "hires", dberr);
     return 0;
 }
@@ -136,7 +138,8 @@ static void hire_findings(struct rd_sync *s, const struct rd_personio_employee *
     char name[256];
     rd_lc_name(e, name, sizeof(name));
     rd_sync_finding(s, "new_hire", e->email,
-                    s->dry_run ? "alert the admins" : "alerted the admins; invite with rosterctl hires invite",
+                    s->dry_run ? "alert the admins"
+                               : "alerted the admins; invite with rosterctl hires invite",
                     result, "%s starts %s, HR team %s -> platform team %s", name,
                     e->hire_date ? e->hire_date : "(no date in Personio)",
                     e->team ? e->team : "(none)", mapped ? mapped : "(not mapped)");
@@ -144,7 +147,8 @@ static void hire_findings(struct rd_sync *s, const struct rd_personio_employee *
         rd_sync_finding(s, "unmapped_team", e->email, NULL, RD_RESULT_NONE,
                         "the HR team %s%s%s of new hire %s is not in team_map: an invite joins no"
                         " platform team",
-                        e->team ? "\"" : "(none)", e->team ? e->team : "", e->team ? "\"" : "", name);
+                        e->team ? "\"" : "(none)", e->team ? e->team : "", e->team ? "\"" : "",
+                        name);
 }
 
 int rd_onboarding_converge(struct rd_sync *s, const struct rd_personio_employee *e,
@@ -322,13 +326,14 @@ static int mark_invited(struct rd_sync *s, const struct rd_personio_employee *e,
     char cid[24], pid[24], dberr[256];
     const char *params[5] = {rd_lc_id(cid, sizeof(cid), s->connection_id),
                              rd_lc_id(pid, sizeof(pid), e->id), e->team, scim_id, s->reason};
-    if (rd_db_run(s->db,
-                  "INSERT INTO hires (connection_id, personio_id, status, hr_team, scim_id,"
-                  " invited_at, reason) VALUES ($1::bigint, $2::bigint, 'invited', $3, $4, now(), $5)"
-                  " ON CONFLICT (connection_id, personio_id) DO UPDATE SET status = 'invited',"
-                  "  scim_id = excluded.scim_id, invited_at = now(), reason = excluded.reason,"
-                  "  updated_at = now()",
-                  5, params, dberr, sizeof(dberr)) != 0)
+    if (rd_db_run(
+            s->db,
+            "INSERT INTO hires (connection_id, personio_id, status, hr_team, scim_id,"
+            " invited_at, reason) VALUES ($1::bigint, $2::bigint, 'invited', $3, $4, now(), $5)"
+            " ON CONFLICT (connection_id, personio_id) DO UPDATE SET status = 'invited',"
+            "  scim_id = excluded.scim_id, invited_at = now(), reason = excluded.reason,"
+            "  updated_at = now()",
+            5, params, dberr, sizeof(dberr)) != 0)
         return rd_lc_db_fail(err, "hires", dberr);
     return 0;
 }
@@ -344,10 +349,13 @@ static int create_account(struct rd_sync *s, const struct rd_personio_employee *
     if (e->supervisor_id && rd_lc_account_of(s, e->supervisor_id, &mgr, &have_mgr, NULL, err) != 0)
         return -1;
     char ext[24];
-    struct rd_scim_new_user nu = {
-        .user_name = e->email, .given_name = e->first_name, .family_name = e->last_name,
-        .external_id = rd_lc_id(ext, sizeof(ext), e->id), .department = e->department,
-        .manager_id = have_mgr ? mgr.id : NULL, .active = true};
+    struct rd_scim_new_user nu = {.user_name = e->email,
+                                  .given_name = e->first_name,
+                                  .family_name = e->last_name,
+                                  .external_id = rd_lc_id(ext, sizeof(ext), e->id),
+                                  .department = e->department,
+                                  .manager_id = have_mgr ? mgr.id : NULL,
+                                  .active = true};
     struct rd_scim *sc = rd_sync_scim(s, err);
     int rc = sc ? rd_scim_create_user(sc, &nu, rd_sync_audit(s), s->deadline, created, err) : -1;
     if (rc == 0 && have_mgr)

@@ -41,8 +41,8 @@ struct run {
     const struct rd_personio_employee_list *emps;
     size_t planned_deactivations, linked_users;
     int64_t baseline, baseline_run; /* employees of the last good run, -1: none */
-    char *held_reason;           /* set when the breaker tripped */
-    char error[512];             /* set when the run failed */
+    char *held_reason;              /* set when the breaker tripped */
+    char error[512];                /* set when the run failed */
     bool permanent;
     struct json_object *warnings;
 };
@@ -59,17 +59,20 @@ char *rd_reconcile_breaker(size_t planned, int max_per_run, size_t linked, size_
 {
     struct rd_buf b = {0};
     if ((long long)planned > (long long)max_per_run)
-        rd_buf_printf(&b, "it would deactivate %zu platform account%s, more than"
-                          " policy.max_deactivations_per_run (%d)",
+        rd_buf_printf(&b,
+                      "it would deactivate %zu platform account%s, more than"
+                      " policy.max_deactivations_per_run (%d)",
                       planned, planned == 1 ? "" : "s", max_per_run);
     if (linked > 0 && planned * 100 > linked * RD_RECONCILE_LINKED_PERCENT)
-        rd_buf_printf(&b, "%sit would deactivate %zu of %zu linked platform accounts (%.0f %%),"
-                          " more than %d %%",
+        rd_buf_printf(&b,
+                      "%sit would deactivate %zu of %zu linked platform accounts (%.0f %%),"
+                      " more than %d %%",
                       b.len ? "; " : "", planned, linked, 100.0 * (double)planned / (double)linked,
                       RD_RECONCILE_LINKED_PERCENT);
     if (baseline > 0 && (int64_t)employees * 100 < baseline * RD_RECONCILE_SHRINK_PERCENT)
-        rd_buf_printf(&b, "%sPersonio returned %zu employees, under %d %% of the %lld the last"
-                          " good run (run %lld) saw",
+        rd_buf_printf(&b,
+                      "%sPersonio returned %zu employees, under %d %% of the %lld the last"
+                      " good run (run %lld) saw",
                       b.len ? "; " : "", employees, RD_RECONCILE_SHRINK_PERCENT,
                       (long long)baseline, (long long)baseline_run);
     return b.data ? rd_buf_steal(&b) : NULL;
@@ -81,11 +84,12 @@ static void load_baseline(struct run *r)
     char cid[24], err[256];
     i64(cid, sizeof(cid), r->s->connection_id);
     const char *params[1] = {cid};
-    PGresult *res = rd_db_exec(r->s->db,
-                               "SELECT employees, id FROM runs WHERE connection_id = $1::bigint"
-                               " AND kind = 'reconcile' AND status = 'done' AND employees IS NOT NULL"
-                               " ORDER BY finished_at DESC LIMIT 1",
-                               1, params, err, sizeof(err));
+    PGresult *res =
+        rd_db_exec(r->s->db,
+                   "SELECT employees, id FROM runs WHERE connection_id = $1::bigint"
+                   " AND kind = 'reconcile' AND status = 'done' AND employees IS NOT NULL"
+                   " ORDER BY finished_at DESC LIMIT 1",
+                   1, params, err, sizeof(err));
     r->baseline = r->baseline_run = -1;
     if (res && PQntuples(res) == 1) {
         r->baseline = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -128,8 +132,8 @@ static int converge_all(struct run *r)
     for (size_t i = 0; i < r->emps->count; i++) {
         const struct rd_personio_employee *e = &r->emps->items[i];
         if (rd_run_should_stop(r->s, &r->lease)) {
-            snprintf(r->error, sizeof(r->error),
-                     "interrupted after %zu of %zu employees (%s)", i, r->emps->count,
+            snprintf(r->error, sizeof(r->error), "interrupted after %zu of %zu employees (%s)", i,
+                     r->emps->count,
                      atomic_load(&r->lease.lost) ? "the run lost its lease"
                                                  : "shutdown or deadline");
             return -1;
@@ -149,7 +153,8 @@ static int converge_all(struct run *r)
         }
     }
     if (converge_gone(r) != 0) {
-        snprintf(r->error, sizeof(r->error), "interrupted while handling people gone from Personio");
+        snprintf(r->error, sizeof(r->error),
+                 "interrupted while handling people gone from Personio");
         return -1;
     }
     return 0;
@@ -184,8 +189,9 @@ static void report_platform_only(struct run *r)
         const struct rd_scim_user *u = &users->items[i];
         if (!u->active || !u->id || rd_identity_scim_owner(r->s, u->id))
             continue;
-        bool owned = (u->user_name && rd_hmap_get_ci(hr, u->user_name, NULL)) ||
-                     (u->external_id && rd_hmap_get(hr, u->external_id, strlen(u->external_id), NULL));
+        bool owned =
+            (u->user_name && rd_hmap_get_ci(hr, u->user_name, NULL)) ||
+            (u->external_id && rd_hmap_get(hr, u->external_id, strlen(u->external_id), NULL));
         for (size_t k = 0; !owned && k < u->nemails; k++)
             owned = rd_hmap_get_ci(hr, u->emails[k], NULL);
         if (owned)
@@ -260,9 +266,9 @@ static int passes(struct run *r)
 /* Which webhook stream should have brought a change of this kind, or NULL. */
 const char *rd_reconcile_webhook_source(const char *kind)
 {
-    static const char *const personio[] = {"new_hire",     "deactivated",     "deactivation_scheduled",
-                                           "team_changed", "manager_changed", "absence_created",
-                                           "absence_removed", NULL};
+    static const char *const personio[] = {
+        "new_hire",        "deactivated",     "deactivation_scheduled", "team_changed",
+        "manager_changed", "absence_created", "absence_removed",        NULL};
     static const char *const moco[] = {"attendance_pushed", "attendance_removed", NULL};
     for (size_t i = 0; personio[i]; i++)
         if (strcmp(kind, personio[i]) == 0)
@@ -327,14 +333,15 @@ static void check_staleness(struct run *r)
                 " found %zu change%s a webhook should have brought (%s). Check the webhook"
                 " subscription in %s (URL …/webhooks/%s/%s, enabled, secret) and"
                 " `rosterctl events list --connection %s --source %s`.",
-                name, s->connection_name, hours, n, n == 1 ? "" : "s", kinds.data, name, s->connection_name, sources[k], s->connection_name,
-                sources[k]);
+                name, s->connection_name, hours, n, n == 1 ? "" : "s", kinds.data, name,
+                s->connection_name, sources[k], s->connection_name, sources[k]);
             json_object_array_add(r->warnings, json_object_new_string(w));
             struct rd_http_error aerr = {0};
-            char *subject = rd_asprintf("rosterd: %s webhooks of %s look broken", name,
-                                        s->connection_name);
+            char *subject =
+                rd_asprintf("rosterd: %s webhooks of %s look broken", name, s->connection_name);
             if (rd_sync_alert(s, subject, w, NULL, NULL, &aerr) != 0)
-                rd_log_warn("run %lld: staleness alert not sent: %s", (long long)s->run_id, aerr.msg);
+                rd_log_warn("run %lld: staleness alert not sent: %s", (long long)s->run_id,
+                            aerr.msg);
             free(subject);
             free(w);
         }
@@ -350,22 +357,25 @@ static void alert_admins(struct run *r, const char *status, struct json_object *
     struct rd_buf t = {0}, sum = {0};
     rd_report_summary(counts, &sum);
     if (strcmp(status, "failed") == 0)
-        rd_buf_printf(&t, "Reconciliation of %s (run %lld) failed: %s. Findings up to then: %s."
-                          " It runs again at the next slot; see `rosterctl report show %lld"
-                          " --connection %s`.",
+        rd_buf_printf(&t,
+                      "Reconciliation of %s (run %lld) failed: %s. Findings up to then: %s."
+                      " It runs again at the next slot; see `rosterctl report show %lld"
+                      " --connection %s`.",
                       s->connection_name, (long long)s->run_id, r->error, sum.data,
                       (long long)s->run_id, s->connection_name);
     else if (strcmp(status, "held") == 0)
-        rd_buf_printf(&t, "Reconciliation of %s (run %lld) HELD its deactivations: %s. Nobody lost"
-                          " access. Everything else was done: %s. Review: `rosterctl report show"
-                          " %lld --connection %s`. Release what is still due: `rosterctl reconcile"
-                          " approve %lld` (each held deactivation is checked against Personio"
-                          " again first; protected users are never deactivated).",
+        rd_buf_printf(&t,
+                      "Reconciliation of %s (run %lld) HELD its deactivations: %s. Nobody lost"
+                      " access. Everything else was done: %s. Review: `rosterctl report show"
+                      " %lld --connection %s`. Release what is still due: `rosterctl reconcile"
+                      " approve %lld` (each held deactivation is checked against Personio"
+                      " again first; protected users are never deactivated).",
                       s->connection_name, (long long)s->run_id, r->held_reason, sum.data,
                       (long long)s->run_id, s->connection_name, (long long)s->run_id);
     else
-        rd_buf_printf(&t, "Reconciliation of %s (run %lld) done: %s. Report: `rosterctl report"
-                          " show %lld --connection %s`.",
+        rd_buf_printf(&t,
+                      "Reconciliation of %s (run %lld) done: %s. Report: `rosterctl report"
+                      " show %lld --connection %s`.",
                       s->connection_name, (long long)s->run_id, sum.data, (long long)s->run_id,
                       s->connection_name);
     char *subject = rd_asprintf("rosterd: reconciliation of %s %s", s->connection_name, status);
@@ -394,11 +404,11 @@ static struct json_object *stats_json(const struct run *r)
     struct {
         const char *k;
         size_t v;
-    } sizes[] = {{"employees", st->employees},          {"time_offs", st->time_offs},
-                 {"attendances", st->attendances},      {"platform_users", st->platform_users},
-                 {"groups", st->groups},                {"delegations", st->delegations},
-                 {"moco_users", st->moco_users},        {"presences", st->presences},
-                 {"schedules", st->schedules},          {"errors", st->errors}};
+    } sizes[] = {{"employees", st->employees},     {"time_offs", st->time_offs},
+                 {"attendances", st->attendances}, {"platform_users", st->platform_users},
+                 {"groups", st->groups},           {"delegations", st->delegations},
+                 {"moco_users", st->moco_users},   {"presences", st->presences},
+                 {"schedules", st->schedules},     {"errors", st->errors}};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         json_object_object_add(o, sizes[i].k, json_object_new_int64((int64_t)sizes[i].v));
     json_object_object_add(o, "preload_seconds", json_object_new_double(st->preload_seconds));
@@ -417,7 +427,8 @@ static int finish(struct run *r, struct rd_reconcile_outcome *out)
     if (!r->error[0])
         check_staleness(r);
     if (rd_sync_flush(s, err, sizeof(err)) != 0 && !r->error[0])
-        snprintf(r->error, sizeof(r->error), "recording the findings: %.400s", err), status = "failed";
+        snprintf(r->error, sizeof(r->error), "recording the findings: %.400s", err),
+            status = "failed";
     struct json_object *counts = rd_run_counts(s);
     struct json_object *fields = json_object_new_object();
     json_object_object_add(fields, "employees", json_object_new_int64((int64_t)r->stats.employees));

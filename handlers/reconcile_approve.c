@@ -33,10 +33,11 @@ int rd_reconcile_run_connection(PGconn *db, int64_t run_id, char *name, size_t n
     char id[24];
     i64(id, sizeof(id), run_id);
     const char *params[1] = {id};
-    PGresult *res = rd_db_exec(db,
-                               "SELECT c.name FROM runs r JOIN connections c ON c.id = r.connection_id"
-                               " WHERE r.id = $1::bigint",
-                               1, params, err, errlen);
+    PGresult *res =
+        rd_db_exec(db,
+                   "SELECT c.name FROM runs r JOIN connections c ON c.id = r.connection_id"
+                   " WHERE r.id = $1::bigint",
+                   1, params, err, errlen);
     if (!res)
         return -1;
     int rc = 0;
@@ -97,15 +98,16 @@ static int claim(PGconn *db, int64_t held, int64_t approval, struct rd_reconcile
     i64(h, sizeof(h), held);
     i64(a, sizeof(a), approval);
     const char *params[2] = {h, a};
-    PGresult *res = rd_db_exec(db,
-                               "UPDATE runs SET approval_run_id = $2::bigint WHERE id = $1::bigint"
-                               " AND status = 'held' AND (approval_run_id IS NULL OR approval_run_id"
-                               "  IN (SELECT id FROM runs WHERE status = 'failed'))",
-                               2, params, err, sizeof(err));
+    PGresult *res =
+        rd_db_exec(db,
+                   "UPDATE runs SET approval_run_id = $2::bigint WHERE id = $1::bigint"
+                   " AND status = 'held' AND (approval_run_id IS NULL OR approval_run_id"
+                   "  IN (SELECT id FROM runs WHERE status = 'failed'))",
+                   2, params, err, sizeof(err));
     int rc = res && strcmp(PQcmdTuples(res), "1") == 0 ? 0 : -1;
     if (rc != 0)
-        snprintf(out->message, sizeof(out->message), res ? "run %s is being released already" : "%s",
-                 res ? h : err);
+        snprintf(out->message, sizeof(out->message),
+                 res ? "run %s is being released already" : "%s", res ? h : err);
     PQclear(res);
     return rc;
 }
@@ -292,12 +294,13 @@ int rd_reconcile_approve(PGconn *db, const struct rd_connection *conn, int64_t r
     if (failed)
         json_object_object_add(fields, "error", json_object_new_string(err));
     struct json_object *counts = rd_run_counts(s);
-    if (rd_run_finish(db, &lease, failed ? "failed" : "done", counts, fields, ferr,
-                      sizeof(ferr)) != 0 && !failed)
+    if (rd_run_finish(db, &lease, failed ? "failed" : "done", counts, fields, ferr, sizeof(ferr)) !=
+            0 &&
+        !failed)
         failed = -1, snprintf(err, sizeof(err), "%s", ferr);
     if (!failed && mark_released(db, run_id, lease.run_id, who, ferr, sizeof(ferr)) != 0)
-        failed = -1, snprintf(err, sizeof(err), "marking run %lld released: %s",
-                              (long long)run_id, ferr);
+        failed = -1,
+        snprintf(err, sizeof(err), "marking run %lld released: %s", (long long)run_id, ferr);
     if (!failed)
         tell_admins(s, run_id, who, released);
     snprintf(out->status, sizeof(out->status), "%s", failed ? "failed" : "done");

@@ -47,11 +47,11 @@ int rd_reconcile_preload(struct rd_sync *s, const char *today, const char *from,
 struct rd_run_lease {
     pthread_t thread;
     bool started;
-    PGconn *db;            /* the heartbeat's own connection */
+    PGconn *db; /* the heartbeat's own connection */
     int64_t run_id;
     char owner[128];
-    atomic_bool stop;      /* tells the heartbeat to end */
-    atomic_bool lost;      /* the row is no longer ours: stop the run */
+    atomic_bool stop; /* tells the heartbeat to end */
+    atomic_bool lost; /* the row is no longer ours: stop the run */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };

@@ -66,8 +66,7 @@ static int load_time_offs(struct rd_sync *s, struct run_store *st, struct rd_rec
     const struct rd_personio_time_off_list *l = NULL;
     char ahead[11];
     rd_day_add(st->today, RD_APPROVER_HORIZON_DAYS, ahead);
-    if (rd_sync_time_offs(s, 0, st->from, strcmp(ahead, st->to) > 0 ? ahead : st->to, &l,
-                          err) != 0)
+    if (rd_sync_time_offs(s, 0, st->from, strcmp(ahead, st->to) > 0 ? ahead : st->to, &l, err) != 0)
         return -1;
     stats->time_offs = l->count;
     return 0;
@@ -93,8 +92,8 @@ static int load_attendances(struct rd_sync *s, struct run_store *st,
     return load_time(s, RD_TIMESYNC_ATTENDANCES, st->from, st->today, &stats->attendances, err);
 }
 
-static int load_scim_users(struct rd_sync *s, struct run_store *st, struct rd_reconcile_stats *stats,
-                           struct rd_http_error *err)
+static int load_scim_users(struct rd_sync *s, struct run_store *st,
+                           struct rd_reconcile_stats *stats, struct rd_http_error *err)
 {
     (void)st;
     const struct rd_scim_user_list *l = NULL;
@@ -133,8 +132,8 @@ static int load_delegations(struct rd_sync *s, struct run_store *st,
     return 0;
 }
 
-static int load_moco_users(struct rd_sync *s, struct run_store *st, struct rd_reconcile_stats *stats,
-                           struct rd_http_error *err)
+static int load_moco_users(struct rd_sync *s, struct run_store *st,
+                           struct rd_reconcile_stats *stats, struct rd_http_error *err)
 {
     (void)st;
     const struct rd_moco_user_list *l = NULL;

@@ -143,7 +143,8 @@ int rd_reconcile_reap(PGconn *db, int64_t connection_id, char *err, size_t errle
     int n = atoi(PQcmdTuples(res));
     PQclear(res);
     if (n > 0)
-        rd_log_warn("marked %d reconciliation run%s failed: their lease lapsed", n, n == 1 ? "" : "s");
+        rd_log_warn("marked %d reconciliation run%s failed: their lease lapsed", n,
+                    n == 1 ? "" : "s");
     return n;
 }
 
@@ -200,8 +201,9 @@ int rd_run_begin(PGconn *db, int64_t connection_id, const char *kind,
         snprintf(out->message, sizeof(out->message), "runs: %.400s", err);
         return RD_RECONCILE_FAILED;
     }
-    const char *params[8] = {cid, kind, o->dry_run ? "t" : "f", o->trigger ? o->trigger : "operator",
-                             job, appr, lease->owner, secs};
+    const char *params[8] = {
+        cid, kind, o->dry_run ? "t" : "f", o->trigger ? o->trigger : "operator",
+        job, appr, lease->owner,           secs};
     for (int attempt = 0; attempt < 2; attempt++) {
         PGresult *res = PQexecParams(
             db,
@@ -238,7 +240,8 @@ int rd_run_begin(PGconn *db, int64_t connection_id, const char *kind,
                       " connection for the lease heartbeat' WHERE id = $1::bigint",
                       1, p1, dberr, sizeof(dberr)) != 0)
             rd_log_warn("run %s: %s", id, dberr);
-        snprintf(out->message, sizeof(out->message), "no database connection for the lease: %.400s", err);
+        snprintf(out->message, sizeof(out->message), "no database connection for the lease: %.400s",
+                 err);
         return RD_RECONCILE_FAILED;
     }
     pthread_mutex_init(&lease->mu, NULL);
@@ -272,23 +275,25 @@ int rd_run_finish(PGconn *db, struct rd_run_lease *lease, const char *status,
     const char *params[5] = {id, lease->owner, status,
                              json_object_to_json_string_ext(counts, JSON_C_TO_STRING_PLAIN),
                              json_object_to_json_string_ext(fields, JSON_C_TO_STRING_PLAIN)};
-    PGresult *res = rd_db_exec(
-        db,
-        "UPDATE runs SET status = $3, finished_at = now(), counts = $4::jsonb,"
-        " employees = ($5::jsonb ->> 'employees')::int,"
-        " linked_users = ($5::jsonb ->> 'linked_users')::int,"
-        " planned_deactivations = ($5::jsonb ->> 'planned_deactivations')::int,"
-        " held_reason = $5::jsonb ->> 'held_reason', error = $5::jsonb ->> 'error',"
-        " stats = coalesce($5::jsonb -> 'stats', '{}'::jsonb)"
-        " WHERE id = $1::bigint AND owner = $2 AND status = 'running'",
-        5, params, err, errlen);
+    PGresult *res =
+        rd_db_exec(db,
+                   "UPDATE runs SET status = $3, finished_at = now(), counts = $4::jsonb,"
+                   " employees = ($5::jsonb ->> 'employees')::int,"
+                   " linked_users = ($5::jsonb ->> 'linked_users')::int,"
+                   " planned_deactivations = ($5::jsonb ->> 'planned_deactivations')::int,"
+                   " held_reason = $5::jsonb ->> 'held_reason', error = $5::jsonb ->> 'error',"
+                   " stats = coalesce($5::jsonb -> 'stats', '{}'::jsonb)"
+                   " WHERE id = $1::bigint AND owner = $2 AND status = 'running'",
+                   5, params, err, errlen);
     if (!res)
         return -1;
     bool ours = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
     if (!ours) {
-        snprintf(err, errlen, "run %s lost its lease before it finished (another process marked it"
-                              " failed)", id);
+        snprintf(err, errlen,
+                 "run %s lost its lease before it finished (another process marked it"
+                 " failed)",
+                 id);
         return -1;
     }
     return 0;

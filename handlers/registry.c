@@ -7,13 +7,8 @@
 #include "rosterd/handler.h"
 
 static const struct rd_capability *const capabilities[] = {
-    &rd_cap_noop,
-    &rd_cap_identity,
-    &rd_cap_person,
-    &rd_cap_deactivation,
-    &rd_cap_attendance,
-    &rd_cap_absence,
-    &rd_cap_reconcile,
+    &rd_cap_noop,       &rd_cap_identity, &rd_cap_person,    &rd_cap_deactivation,
+    &rd_cap_attendance, &rd_cap_absence,  &rd_cap_reconcile,
 };
 
 const struct rd_capability *const *rd_handler_capabilities(size_t *n)

@@ -49,17 +49,17 @@ struct postings {
     struct posting {
         size_t item;
         size_t next; /* index + 1 of the next posting of the same key, 0: none */
-    } *p;
+    } * p;
     size_t n, cap;
 };
 
 struct rd_sync_cache {
     struct time_off_slot **toffs; /* each slot its own allocation: lists handed out stay put */
     size_t ntoffs, cap_toffs;
-    struct rd_hmap *toff_slots;   /* "emp:from:to" -> slot index */
-    struct rd_hmap *toff_by_emp;  /* per wide slot: employee id -> postings head; see toff_wide */
-    size_t toff_wide;             /* slot the per-employee index covers, SIZE_MAX: none */
-    size_t toff_everyone[8];      /* slots holding everyone's time-offs (employee_id 0) */
+    struct rd_hmap *toff_slots;  /* "emp:from:to" -> slot index */
+    struct rd_hmap *toff_by_emp; /* per wide slot: employee id -> postings head; see toff_wide */
+    size_t toff_wide;            /* slot the per-employee index covers, SIZE_MAX: none */
+    size_t toff_everyone[8];     /* slots holding everyone's time-offs (employee_id 0) */
     size_t ntoff_everyone;
     struct postings toff_post;
     struct rd_hmap *emp_by_id;    /* all_emps: Personio id -> index */
@@ -80,12 +80,22 @@ struct rd_sync_cache {
     struct rd_moco_user_list moco;
 };
 
-static const char *const finding_kinds[] = {
-    "linked",        "new_hire",          "platform_only",   "deactivated",
-    "deactivation_scheduled",             "deactivation_held", "team_changed",
-    "manager_changed", "unmapped_team",   "absence_created", "absence_removed",
-    "attendance_pushed", "attendance_removed", "conflict",   "error",
-    NULL};
+static const char *const finding_kinds[] = {"linked",
+                                            "new_hire",
+                                            "platform_only",
+                                            "deactivated",
+                                            "deactivation_scheduled",
+                                            "deactivation_held",
+                                            "team_changed",
+                                            "manager_changed",
+                                            "unmapped_team",
+                                            "absence_created",
+                                            "absence_removed",
+                                            "attendance_pushed",
+                                            "attendance_removed",
+                                            "conflict",
+                                            "error",
+                                            NULL};
 
 bool rd_finding_kind_valid(const char *kind)
 {
@@ -135,15 +145,14 @@ static void set_audit(struct rd_sync *s)
 struct rd_sync *rd_sync_open_job(struct rd_job_ctx *ctx)
 {
     if (!ctx->conn) {
-        snprintf(ctx->err, sizeof(ctx->err), "job %lld has no connection",
-                 (long long)ctx->job_id);
+        snprintf(ctx->err, sizeof(ctx->err), "job %lld has no connection", (long long)ctx->job_id);
         ctx->permanent = true;
         return NULL;
     }
     struct rd_sync_opts opts = {
         .ca_file = ctx->ca_file, .smtp_url = ctx->smtp_url, .smtp_from = ctx->smtp_from};
-    struct rd_sync *s = sync_new(ctx->db, ctx->conn, &opts, rd_http_now() + JOB_DEADLINE_SECONDS,
-                               ctx->stopping);
+    struct rd_sync *s =
+        sync_new(ctx->db, ctx->conn, &opts, rd_http_now() + JOB_DEADLINE_SECONDS, ctx->stopping);
     s->job_id = ctx->job_id;
     s->event_id = ctx->nevents ? ctx->events[0].id : 0;
     if (s->event_id)
@@ -245,7 +254,8 @@ void rd_sync_close(struct rd_sync *s)
 
 static const char *doc_str(const struct rd_sync *s, const char *section, const char *key)
 {
-    struct json_object *v = rd_json_get(section ? rd_json_get(s->conn->doc, section) : s->conn->doc, key);
+    struct json_object *v =
+        rd_json_get(section ? rd_json_get(s->conn->doc, section) : s->conn->doc, key);
     return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
@@ -410,8 +420,8 @@ void rd_sync_finding(struct rd_sync *s, const char *kind, const char *email, con
     f->detail = rd_buf_steal(&d);
     f->action = action ? rd_strdup(action) : NULL;
     f->result = result ? rd_strdup(result) : NULL;
-    struct rd_log_ctx lc = {.connection = s->connection_name, .event_id = s->event_id,
-                            .job_id = s->job_id};
+    struct rd_log_ctx lc = {
+        .connection = s->connection_name, .event_id = s->event_id, .job_id = s->job_id};
     rd_log_ctx_info(&lc, "%s %s: %s%s%s%s", k, email ? email : "-", f->detail,
                     f->action ? " -> " : "", f->action ? f->action : "",
                     f->result ? (s->dry_run ? " (dry run)" : "") : "");
@@ -764,7 +774,8 @@ int rd_sync_scim_candidates(struct rd_sync *s, const char *email, int64_t person
         for (int k = 0; k < 2; k++) {
             bool hit = k == 0 ? email && rd_hmap_get_ci(c->scim_by_mail, email, &head)
                               : extp && rd_hmap_get(c->scim_by_ext, extp, strlen(extp), &head);
-            for (size_t at = hit ? (size_t)head : 0; at && n < 64; at = c->scim_post.p[at - 1].next) {
+            for (size_t at = hit ? (size_t)head : 0; at && n < 64;
+                 at = c->scim_post.p[at - 1].next) {
                 size_t item = c->scim_post.p[at - 1].item;
                 bool dup = false;
                 for (size_t j = 0; j < n && !dup; j++)

@@ -109,7 +109,8 @@ void rd_timesync_note(const struct rd_sync *s, size_t from, const char *quiet, c
                       size_t outlen)
 {
     static const char *const kinds[] = {"attendance_pushed", "attendance_removed",
-                                        "absence_created", "absence_removed", "conflict", "error"};
+                                        "absence_created",   "absence_removed",
+                                        "conflict",          "error"};
     bool ours = false;
     for (size_t i = from; i < s->nfindings && !ours; i++)
         for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]) && !ours; k++)
@@ -163,8 +164,14 @@ struct time_cache {
 };
 
 /* presences */
-static int64_t p_who(const void *x) { return ((const struct rd_moco_presence *)x)->user_id; }
-static const char *p_date(const void *x) { return ((const struct rd_moco_presence *)x)->date; }
+static int64_t p_who(const void *x)
+{
+    return ((const struct rd_moco_presence *)x)->user_id;
+}
+static const char *p_date(const void *x)
+{
+    return ((const struct rd_moco_presence *)x)->date;
+}
 static int p_cmp(const void *a, const void *b)
 {
     const struct rd_moco_presence *x = a, *y = b;
@@ -193,8 +200,14 @@ static int p_fetch(struct rd_sync *s, int64_t who, const char *from, const char 
 }
 
 /* schedules */
-static int64_t s_who(const void *x) { return ((const struct rd_moco_schedule *)x)->user_id; }
-static const char *s_date(const void *x) { return ((const struct rd_moco_schedule *)x)->date; }
+static int64_t s_who(const void *x)
+{
+    return ((const struct rd_moco_schedule *)x)->user_id;
+}
+static const char *s_date(const void *x)
+{
+    return ((const struct rd_moco_schedule *)x)->date;
+}
 static int s_cmp(const void *a, const void *b)
 {
     const struct rd_moco_schedule *x = a, *y = b;
@@ -221,8 +234,14 @@ static int s_fetch(struct rd_sync *s, int64_t who, const char *from, const char 
 }
 
 /* attendances */
-static int64_t a_who(const void *x) { return ((const struct rd_personio_attendance *)x)->employee_id; }
-static const char *a_date(const void *x) { return ((const struct rd_personio_attendance *)x)->date; }
+static int64_t a_who(const void *x)
+{
+    return ((const struct rd_personio_attendance *)x)->employee_id;
+}
+static const char *a_date(const void *x)
+{
+    return ((const struct rd_personio_attendance *)x)->date;
+}
 static int a_cmp(const void *a, const void *b)
 {
     const struct rd_personio_attendance *x = a, *y = b;
@@ -250,12 +269,12 @@ static int a_fetch(struct rd_sync *s, int64_t who, const char *from, const char 
     return 0;
 }
 
-static const struct kind_ops PRESENCE_OPS = {sizeof(struct rd_moco_presence), p_who, p_date,
-                                             p_cmp, p_free, p_fetch};
-static const struct kind_ops SCHEDULE_OPS = {sizeof(struct rd_moco_schedule), s_who, s_date,
-                                             s_cmp, s_free, s_fetch};
-static const struct kind_ops ATTENDANCE_OPS = {sizeof(struct rd_personio_attendance), a_who,
-                                               a_date, a_cmp, a_free, a_fetch};
+static const struct kind_ops PRESENCE_OPS = {
+    sizeof(struct rd_moco_presence), p_who, p_date, p_cmp, p_free, p_fetch};
+static const struct kind_ops SCHEDULE_OPS = {
+    sizeof(struct rd_moco_schedule), s_who, s_date, s_cmp, s_free, s_fetch};
+static const struct kind_ops ATTENDANCE_OPS = {
+    sizeof(struct rd_personio_attendance), a_who, a_date, a_cmp, a_free, a_fetch};
 
 static void kind_free(struct kind *k)
 {
@@ -298,8 +317,8 @@ static int key_cmp(const struct kind_ops *ops, const void *item, int64_t who, co
 }
 
 /* First index whose item is not before (who, day), or (with after) not at or before it. */
-static size_t bound(const struct kind_ops *ops, const struct slot *sl, int64_t who,
-                    const char *day, bool after)
+static size_t bound(const struct kind_ops *ops, const struct slot *sl, int64_t who, const char *day,
+                    bool after)
 {
     size_t lo = 0, hi = sl->count;
     while (lo < hi) {
@@ -377,27 +396,25 @@ static int kind_read(struct rd_sync *s, struct kind *k, int64_t who, const char 
     return 0;
 }
 
-int rd_timesync_presences(struct rd_sync *s, int64_t moco_user_id, const char *from,
-                          const char *to, struct rd_moco_presence_list *view,
-                          struct rd_http_error *err)
+int rd_timesync_presences(struct rd_sync *s, int64_t moco_user_id, const char *from, const char *to,
+                          struct rd_moco_presence_list *view, struct rd_http_error *err)
 {
     void *items;
     memset(view, 0, sizeof(*view));
-    if (kind_read(s, &cache_of(s)->presences, moco_user_id, from, to, &items, &view->count,
-                  err) != 0)
+    if (kind_read(s, &cache_of(s)->presences, moco_user_id, from, to, &items, &view->count, err) !=
+        0)
         return -1;
     view->items = items;
     return 0;
 }
 
-int rd_timesync_schedules(struct rd_sync *s, int64_t moco_user_id, const char *from,
-                          const char *to, struct rd_moco_schedule_list *view,
-                          struct rd_http_error *err)
+int rd_timesync_schedules(struct rd_sync *s, int64_t moco_user_id, const char *from, const char *to,
+                          struct rd_moco_schedule_list *view, struct rd_http_error *err)
 {
     void *items;
     memset(view, 0, sizeof(*view));
-    if (kind_read(s, &cache_of(s)->schedules, moco_user_id, from, to, &items, &view->count,
-                  err) != 0)
+    if (kind_read(s, &cache_of(s)->schedules, moco_user_id, from, to, &items, &view->count, err) !=
+        0)
         return -1;
     view->items = items;
     return 0;
@@ -409,8 +426,8 @@ int rd_timesync_attendances(struct rd_sync *s, int64_t employee_id, const char *
 {
     void *items;
     memset(view, 0, sizeof(*view));
-    if (kind_read(s, &cache_of(s)->attendances, employee_id, from, to, &items, &view->count,
-                  err) != 0)
+    if (kind_read(s, &cache_of(s)->attendances, employee_id, from, to, &items, &view->count, err) !=
+        0)
         return -1;
     view->items = items;
     return 0;
@@ -452,8 +469,8 @@ int rd_timesync_preload(struct rd_sync *s, unsigned what, const char *from, cons
 size_t rd_timesync_preloaded(struct rd_sync *s, unsigned what)
 {
     struct time_cache *c = cache_of(s);
-    struct kind *k = what == RD_TIMESYNC_PRESENCES   ? &c->presences
-                     : what == RD_TIMESYNC_SCHEDULES ? &c->schedules
+    struct kind *k = what == RD_TIMESYNC_PRESENCES     ? &c->presences
+                     : what == RD_TIMESYNC_SCHEDULES   ? &c->schedules
                      : what == RD_TIMESYNC_ATTENDANCES ? &c->attendances
                                                        : NULL;
     for (size_t i = k ? k->nslots : 0; i-- > 0;)
@@ -473,8 +490,8 @@ bool rd_timesync_preload_pays(size_t people, size_t population, const char *from
 int rd_timesync_lock(struct rd_sync *s, const char *what, int64_t id, bool lock,
                      struct rd_http_error *err)
 {
-    char *key = rd_asprintf("timesync:%s:%lld:%lld", what, (long long)s->connection_id,
-                            (long long)id);
+    char *key =
+        rd_asprintf("timesync:%s:%lld:%lld", what, (long long)s->connection_id, (long long)id);
     char dberr[256];
     const char *params[1] = {key};
     int rc = rd_db_run(s->db,
@@ -495,9 +512,9 @@ int rd_timesync_today(struct rd_sync *s, char out[11], struct rd_http_error *err
     if (!c->today[0]) {
         char dberr[256];
         const char *params[1] = {rd_sync_timezone(s)};
-        PGresult *res = rd_db_exec(s->db,
-                                   "SELECT to_char((now() AT TIME ZONE $1)::date, 'YYYY-MM-DD')",
-                                   1, params, dberr, sizeof(dberr));
+        PGresult *res =
+            rd_db_exec(s->db, "SELECT to_char((now() AT TIME ZONE $1)::date, 'YYYY-MM-DD')", 1,
+                       params, dberr, sizeof(dberr));
         if (!res) {
             rd_http_error_set(err, false, 0, "today in %s: %s", params[0], dberr);
             return -1;
@@ -517,8 +534,8 @@ void rd_timesync_bulk(struct rd_sync *s)
 }
 
 /* The one employee with this e-mail in the full list, or NULL (none, or several). */
-static const struct rd_personio_employee *employee_by_email(const struct rd_personio_employee_list *l,
-                                                            const char *email)
+static const struct rd_personio_employee *
+employee_by_email(const struct rd_personio_employee_list *l, const char *email)
 {
     const struct rd_personio_employee *hit = NULL;
     for (size_t i = 0; email && i < l->count; i++)
@@ -673,8 +690,10 @@ int rd_timesync_each(struct rd_sync *s, struct rd_timesync_wants *w, rd_timesync
     *failed = 0;
     for (size_t i = 0; i < w->count; i++) {
         if (rd_sync_should_stop(s)) {
-            rd_http_error_set(err, false, 0, "stopped after %zu of %zu people; the next run "
-                              "continues", i, w->count);
+            rd_http_error_set(err, false, 0,
+                              "stopped after %zu of %zu people; the next run "
+                              "continues",
+                              i, w->count);
             return -1;
         }
         if (fn(s, &w->items[i], arg, err) == 0)
@@ -716,14 +735,14 @@ int rd_timesync_watermark(struct rd_sync *s, const char *column, char *out, size
     char cid[24], dberr[256];
     snprintf(cid, sizeof(cid), "%lld", (long long)s->connection_id);
     const char *params[1] = {cid};
-    PGresult *res = rd_db_exec(
-        s->db,
-        presences ? "SELECT to_char(presences_after AT TIME ZONE 'UTC',"
-                    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM timesync_sweeps"
-                    " WHERE connection_id = $1::bigint AND presences_after IS NOT NULL"
-                  : "SELECT time_offs_from::text FROM timesync_sweeps"
-                    " WHERE connection_id = $1::bigint AND time_offs_from IS NOT NULL",
-        1, params, dberr, sizeof(dberr));
+    PGresult *res =
+        rd_db_exec(s->db,
+                   presences ? "SELECT to_char(presences_after AT TIME ZONE 'UTC',"
+                               " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM timesync_sweeps"
+                               " WHERE connection_id = $1::bigint AND presences_after IS NOT NULL"
+                             : "SELECT time_offs_from::text FROM timesync_sweeps"
+                               " WHERE connection_id = $1::bigint AND time_offs_from IS NOT NULL",
+                   1, params, dberr, sizeof(dberr));
     if (!res) {
         rd_http_error_set(err, false, 0, "timesync_sweeps: %s", dberr);
         return -1;

@@ -67,11 +67,13 @@ static void on_readyz(struct rd_admin *a, struct evhttp_request *req)
     int version = 0;
     PGconn *db = admin_db(a, err, sizeof(err));
     if (!db) {
-        rd_admin_send_json(req, 503, "{\"status\":\"not ready\",\"reason\":\"database unreachable\"}");
+        rd_admin_send_json(req, 503,
+                           "{\"status\":\"not ready\",\"reason\":\"database unreachable\"}");
         return;
     }
     if (rd_migrate_current(db, &version, err, sizeof(err)) != 0) {
-        rd_admin_send_json(req, 503, "{\"status\":\"not ready\",\"reason\":\"database unreachable\"}");
+        rd_admin_send_json(req, 503,
+                           "{\"status\":\"not ready\",\"reason\":\"database unreachable\"}");
         return;
     }
     if (version != rd_migrate_latest()) {

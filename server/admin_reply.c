@@ -16,9 +16,14 @@ void rd_admin_send(struct evhttp_request *req, int code, const char *ctype, cons
     static const struct {
         int code;
         const char *reason;
-    } reasons[] = {{200, "OK"},         {202, "Accepted"},        {400, "Bad Request"},
-                   {403, "Forbidden"},  {404, "Not Found"},       {405, "Method Not Allowed"},
-                   {500, "Internal Server Error"}, {503, "Service Unavailable"}};
+    } reasons[] = {{200, "OK"},
+                   {202, "Accepted"},
+                   {400, "Bad Request"},
+                   {403, "Forbidden"},
+                   {404, "Not Found"},
+                   {405, "Method Not Allowed"},
+                   {500, "Internal Server Error"},
+                   {503, "Service Unavailable"}};
     const char *reason = "Status";
     for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
         if (reasons[i].code == code)

@@ -90,8 +90,8 @@ static bool commit_group(struct rd_queue *q, const struct rd_done *g, size_t n, 
     }
     char *json = group_json(g, n);
     const char *params[2] = {json, q->instance};
-    PGresult *res = rd_queue_exec(q->complete_db, "rd_jobs_done", DONE_MANY_SQL, 2, params, err,
-                                  sizeof err);
+    PGresult *res =
+        rd_queue_exec(q->complete_db, "rd_jobs_done", DONE_MANY_SQL, 2, params, err, sizeof err);
     free(json);
     if (!res) {
         if (last)

@@ -17,14 +17,23 @@
 
 #include "rosterd/mem.h"
 
-enum opt_type { OPT_STRING, OPT_INT, OPT_SIZE, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_ADDRESS, OPT_BOOL };
+enum opt_type {
+    OPT_STRING,
+    OPT_INT,
+    OPT_SIZE,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+    OPT_ADDRESS,
+    OPT_BOOL
+};
 
 struct opt {
     const char *name;
     enum opt_type type;
     const char *def; /* as it would be written in the file; NULL: unset */
     long min, max;   /* OPT_INT, OPT_SIZE */
-    bool reloadable; /* applied on SIGHUP without a restart (none yet: SIGHUP re-reads only the TLS files) */
+    bool reloadable; /* applied on SIGHUP without a restart (none yet: SIGHUP re-reads only the TLS
+                        files) */
     bool secret;     /* the value is never echoed in a message */
     size_t offset;
     const char *help;
@@ -135,9 +144,16 @@ static bool parse_size(const char *s, long min, long max, long *out)
     long mult = 1;
     if (len > 1) {
         switch (s[len - 1]) {
-        case 'k': case 'K': mult = 1024L; break;
-        case 'm': case 'M': mult = 1024L * 1024; break;
-        default: break;
+        case 'k':
+        case 'K':
+            mult = 1024L;
+            break;
+        case 'm':
+        case 'M':
+            mult = 1024L * 1024;
+            break;
+        default:
+            break;
         }
     }
     if (mult == 1)
@@ -215,7 +231,8 @@ static int set_value(const struct opt *o, struct rd_config *cfg, const char *val
         return 0;
     case OPT_SIZE:
         if (!parse_size(value, o->min, o->max, &v)) {
-            set_err(msg, msglen, "expected a size from %ld to %ld bytes (suffix k or M allowed), got \"%s\"",
+            set_err(msg, msglen,
+                    "expected a size from %ld to %ld bytes (suffix k or M allowed), got \"%s\"",
                     o->min, o->max, got);
             return -1;
         }
@@ -351,8 +368,7 @@ static const char *split_value(const char *line, const char *v, const char *end,
     return NULL;
 }
 
-static int parse_line(struct line_ctx *lc, struct rd_config *cfg, const char *line,
-                      const char *end)
+static int parse_line(struct line_ctx *lc, struct rd_config *cfg, const char *line, const char *end)
 {
     const char *p = line;
     while (p < end && is_blank(*p))

@@ -38,13 +38,13 @@ static const struct secret_field secret_fields[] = {
 #define NSECRET_FIELDS (sizeof secret_fields / sizeof secret_fields[0])
 
 /* Known keys; the order is also the display order used by rosterctl. */
-static const char *const top_keys[] = {"name",     "timezone",      "start_date", "personio",
-                                       "moco",     "platform",      "alerts",     "team_map",
-                                       "absence_codes", "fallback_approver", "policy", NULL};
-static const char *const personio_keys[] = {"base_url", "client_id", "client_secret",
-                                            "webhook_tokens", "standard_webhooks_secrets", NULL};
-static const char *const moco_keys[] = {"base_url", "api_key", "webhook_keys",
-                                        "standard_webhooks_secrets", "rate_limit", NULL};
+static const char *const top_keys[] = {
+    "name",   "timezone", "start_date",    "personio",          "moco",   "platform",
+    "alerts", "team_map", "absence_codes", "fallback_approver", "policy", NULL};
+static const char *const personio_keys[] = {
+    "base_url", "client_id", "client_secret", "webhook_tokens", "standard_webhooks_secrets", NULL};
+static const char *const moco_keys[] = {
+    "base_url", "api_key", "webhook_keys", "standard_webhooks_secrets", "rate_limit", NULL};
 static const char *const rate_limit_keys[] = {"requests", "window_seconds", NULL};
 static const char *const platform_keys[] = {"scim_base_url", "api_base_url", "token", NULL};
 static const char *const alerts_keys[] = {"slack_webhook_url", "email_to", NULL};
@@ -59,9 +59,9 @@ static const char *const policy_keys[] = {"onboarding_alerts",
                                           "protected_users",
                                           "stale_webhook_hours",
                                           NULL};
-static const char *const policy_bools[] = {"onboarding_alerts", "deactivation",
+static const char *const policy_bools[] = {"onboarding_alerts",     "deactivation",
                                            "approver_reassignment", "attendance_push",
-                                           "absence_sync", NULL};
+                                           "absence_sync",          NULL};
 
 /* Formats "field: message" into err and returns -1. */
 __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, const char *field,
@@ -378,8 +378,8 @@ static int check_rate_limit(struct json_object *moco, char *err, size_t errlen)
     if (!get(rl, "requests") || !get(rl, "window_seconds"))
         return fail(err, errlen, "moco.rate_limit", "needs both requests and window_seconds");
     return int_range(rl, "requests", "moco.rate_limit.requests", 1, 100000, err, errlen) != 0 ||
-                   int_range(rl, "window_seconds", "moco.rate_limit.window_seconds", 1, 3600,
-                             err, errlen) != 0
+                   int_range(rl, "window_seconds", "moco.rate_limit.window_seconds", 1, 3600, err,
+                             errlen) != 0
                ? -1
                : 0;
 }
@@ -439,8 +439,8 @@ static int check_maps(struct json_object *doc, char *err, size_t errlen)
         }
     }
     struct json_object *fa = get(doc, "fallback_approver");
-    if (fa && (!json_object_is_type(fa, json_type_string) ||
-               !valid_email(json_object_get_string(fa))))
+    if (fa &&
+        (!json_object_is_type(fa, json_type_string) || !valid_email(json_object_get_string(fa))))
         return fail(err, errlen, "fallback_approver", "must be an e-mail address");
     return 0;
 }
@@ -455,8 +455,8 @@ static int int_range(struct json_object *obj, const char *key, const char *path,
         json_object_get_int64(v) > hi)
         return hi == INT64_MAX
                    ? fail(err, errlen, path, "must be an integer of at least %lld", (long long)lo)
-                   : fail(err, errlen, path, "must be an integer from %lld to %lld",
-                          (long long)lo, (long long)hi);
+                   : fail(err, errlen, path, "must be an integer from %lld to %lld", (long long)lo,
+                          (long long)hi);
     return 0;
 }
 
@@ -476,14 +476,14 @@ static int check_policy(struct json_object *doc, char *err, size_t errlen)
     }
     if (int_range(p, "deactivation_delay_days", "policy.deactivation_delay_days", 0, 365, err,
                   errlen) != 0 ||
-        int_range(p, "max_deactivations_per_run", "policy.max_deactivations_per_run", 0,
-                  INT64_MAX, err, errlen) != 0 ||
-        int_range(p, "stale_webhook_hours", "policy.stale_webhook_hours", 0, 8760, err,
-                  errlen) != 0)
+        int_range(p, "max_deactivations_per_run", "policy.max_deactivations_per_run", 0, INT64_MAX,
+                  err, errlen) != 0 ||
+        int_range(p, "stale_webhook_hours", "policy.stale_webhook_hours", 0, 8760, err, errlen) !=
+            0)
         return -1;
     struct json_object *ra = get(p, "reconcile_at");
-    if (ra && (!json_object_is_type(ra, json_type_string) ||
-               !valid_hhmm(json_object_get_string(ra))))
+    if (ra &&
+        (!json_object_is_type(ra, json_type_string) || !valid_hhmm(json_object_get_string(ra))))
         return fail(err, errlen, "policy.reconcile_at", "must be \"HH:MM\" (24-hour) or \"off\"");
     struct json_object *pu = get(p, "protected_users");
     if (pu && string_list(pu, "policy.protected_users", NULL, "strings", err, errlen) != 0)
@@ -505,8 +505,8 @@ int rd_connection_validate(struct json_object *doc, PGconn *conn, char *err, siz
                     "must be 1 to 63 letters, digits, '_', '.' or '-', starting with a letter "
                     "or digit");
     struct json_object *sd = get(doc, "start_date");
-    if (sd && (!json_object_is_type(sd, json_type_string) ||
-               !valid_date(json_object_get_string(sd))))
+    if (sd &&
+        (!json_object_is_type(sd, json_type_string) || !valid_date(json_object_get_string(sd))))
         return fail(err, errlen, "start_date", "must be a date YYYY-MM-DD");
     if (check_sources(doc, err, errlen) != 0 || check_maps(doc, err, errlen) != 0 ||
         check_policy(doc, err, errlen) != 0)
@@ -591,8 +591,8 @@ int rd_connection_resolve_secrets(struct json_object *doc, const char *base_dir,
         char *resolved = NULL;
         snprintf(field, sizeof field, "%s.%s", secret_fields[i].section, secret_fields[i].key);
         if (v && json_object_is_type(v, json_type_string)) {
-            if (resolve_value(field, json_object_get_string(v), base_dir, &resolved, err,
-                              errlen) != 0)
+            if (resolve_value(field, json_object_get_string(v), base_dir, &resolved, err, errlen) !=
+                0)
                 return -1;
             if (resolved) {
                 json_object_object_add(sec, secret_fields[i].key, json_object_new_string(resolved));
@@ -645,8 +645,11 @@ static const char *const *section_keys(const char *name)
     static const struct {
         const char *name;
         const char *const *keys;
-    } map[] = {{"personio", personio_keys}, {"moco", moco_keys},     {"platform", platform_keys},
-               {"alerts", alerts_keys},     {"policy", policy_keys}};
+    } map[] = {{"personio", personio_keys},
+               {"moco", moco_keys},
+               {"platform", platform_keys},
+               {"alerts", alerts_keys},
+               {"policy", policy_keys}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(map[i].name, name) == 0)
             return map[i].keys;
@@ -654,8 +657,8 @@ static const char *const *section_keys(const char *name)
 }
 
 /* Adds obj's members to out: the known keys in table order, then the rest. */
-static void add_ordered(struct json_object *out, struct json_object *obj,
-                        const char *const *keys, bool nested)
+static void add_ordered(struct json_object *out, struct json_object *obj, const char *const *keys,
+                        bool nested)
 {
     for (size_t i = 0; keys[i]; i++) {
         struct json_object *v = get(obj, keys[i]);
@@ -716,8 +719,7 @@ static struct json_object *parse_doc(const char *text, char *err, size_t errlen)
 }
 
 static int store(PGconn *conn, const char *name, const char *tz, const char *masked,
-                 const uint8_t *sealed, size_t sealed_len, bool *created, char *err,
-                 size_t errlen)
+                 const uint8_t *sealed, size_t sealed_len, bool *created, char *err, size_t errlen)
 {
     static const char sql[] =
         "INSERT INTO connections (name, timezone, config, sealed) VALUES ($1, $2, $3::jsonb, $4)"
@@ -770,8 +772,8 @@ int rd_connection_apply(PGconn *conn, const uint8_t key[RD_SECRET_KEY_LEN], cons
         goto done;
     }
     rc = store(conn, name, json_object_get_string(get(doc, "timezone")),
-               json_object_to_json_string_ext(masked, JSON_C_TO_STRING_PLAIN), sealed,
-               sealed_len, created, err, errlen);
+               json_object_to_json_string_ext(masked, JSON_C_TO_STRING_PLAIN), sealed, sealed_len,
+               created, err, errlen);
 done:
     free(sealed);
     json_object_put(masked);

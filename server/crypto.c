@@ -89,8 +89,7 @@ static EVP_MAC_CTX *thread_hmac_ctx(void)
         OSSL_PARAM_construct_end(),
     };
     ctx = EVP_MAC_CTX_new(hmac_mac);
-    if (!ctx || EVP_MAC_CTX_set_params(ctx, params) != 1 ||
-        pthread_setspecific(hmac_key, ctx) != 0)
+    if (!ctx || EVP_MAC_CTX_set_params(ctx, params) != 1 || pthread_setspecific(hmac_key, ctx) != 0)
         crypto_fatal("hmac context");
     return ctx;
 }
@@ -413,8 +412,8 @@ void rd_secret_key_clear_previous(void)
     pthread_mutex_unlock(&prev_lock);
 }
 
-int rd_secret_keys_load(const char *path, const char *previous_path,
-                        uint8_t key[RD_SECRET_KEY_LEN], char *err, size_t errlen)
+int rd_secret_keys_load(const char *path, const char *previous_path, uint8_t key[RD_SECRET_KEY_LEN],
+                        char *err, size_t errlen)
 {
     uint8_t prev[RD_SECRET_KEY_LEN];
     int rc = -1;
@@ -517,8 +516,7 @@ int rd_aead_open(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t a
     uint8_t keys[RD_SECRET_KEYS_MAX + 1][RD_SECRET_KEY_LEN];
     *out = NULL;
     *outlen = 0;
-    if (inlen < 1 || (in[0] != AEAD_V1 && in[0] != AEAD_V2) || inlen > INT_MAX ||
-        aadlen > INT_MAX)
+    if (inlen < 1 || (in[0] != AEAD_V1 && in[0] != AEAD_V2) || inlen > INT_MAX || aadlen > INT_MAX)
         return -1;
     size_t head = in[0] == AEAD_V2 ? AEAD_V2_HEAD : AEAD_V1_HEAD;
     if (inlen < head + AEAD_NONCE_LEN + AEAD_TAG_LEN)
@@ -527,14 +525,14 @@ int rd_aead_open(const uint8_t key[RD_SECRET_KEY_LEN], const void *aad, size_t a
     const uint8_t *nonce = in + head, *ct = nonce + AEAD_NONCE_LEN;
     uint8_t tag[AEAD_TAG_LEN]; /* a copy: OpenSSL takes the expected tag as non-const */
     memcpy(tag, ct + ctlen, sizeof tag);
-    size_t nkeys = candidate_keys(key, in[0] == AEAD_V2 ? in + 1 : NULL, keys,
-                                  sizeof keys / sizeof keys[0]);
+    size_t nkeys =
+        candidate_keys(key, in[0] == AEAD_V2 ? in + 1 : NULL, keys, sizeof keys / sizeof keys[0]);
     uint8_t *buf = rd_malloc(ctlen + 1);
     int rc = -1;
     for (size_t i = 0; i < nkeys && rc != 0; i++) {
         /* Version 1 authenticated aad alone; version 2 its header too. */
-        rc = gcm(false, keys[i], nonce, in, in[0] == AEAD_V2 ? head : 0, aad, aadlen, ct,
-                 ctlen, buf, tag);
+        rc = gcm(false, keys[i], nonce, in, in[0] == AEAD_V2 ? head : 0, aad, aadlen, ct, ctlen,
+                 buf, tag);
     }
     rd_memzero(keys, sizeof keys);
     if (rc != 0) {

@@ -6,7 +6,6 @@
 #include "rosterd/db.h"
 #include "rosterd/mem.h"
 
-
 #include <stdio.h>
 #include <string.h>
 

@@ -21,11 +21,11 @@ static const char *const masked_headers[] = {"authorization", "x-moco-signature"
                                              "webhook-signature", NULL};
 
 #define EVENTS_WHERE                                                                               \
-    " WHERE ($1::text IS NULL OR c.name = $1::text)"                                              \
-    " AND ($2::text IS NULL OR e.source = $2::text)"                                              \
+    " WHERE ($1::text IS NULL OR c.name = $1::text)"                                               \
+    " AND ($2::text IS NULL OR e.source = $2::text)"                                               \
     " AND ($3::text IS NULL OR ((e.status = $3::text OR ($3::text = 'running'"                     \
-    "      AND e.status IN ('pending', 'failed'))) AND " RD_SQL_EVENT_STATUS " = $3::text))"     \
-    " AND ($4::timestamptz IS NULL OR e.received_at >= $4::timestamptz)"                          \
+    "      AND e.status IN ('pending', 'failed'))) AND " RD_SQL_EVENT_STATUS " = $3::text))"       \
+    " AND ($4::timestamptz IS NULL OR e.received_at >= $4::timestamptz)"                           \
     " AND ($5::bigint IS NULL OR e.received_at >= now() - $5::bigint * interval '1 second')"
 
 static bool one_of(const char *s, const char *const *list)
@@ -304,8 +304,7 @@ static struct json_object *attempt_log(PGconn *db, const char *id, char *err, si
     /* clang-format on */
     if (!res)
         return NULL;
-    static const char *const names[] = {"attempt", "started_at", "finished_at", "outcome",
-                                        "error"};
+    static const char *const names[] = {"attempt", "started_at", "finished_at", "outcome", "error"};
     struct json_object *arr = json_object_new_array();
     for (int i = 0; i < PQntuples(res); i++) {
         struct json_object *o = json_object_new_object();
@@ -328,9 +327,9 @@ static const char sql_show[] =
 
 int rd_events_get(PGconn *db, int64_t id, struct json_object **out, char *err, size_t errlen)
 {
-    static const char *const names[] = {"id",         "connection", "source",      "event_type",
-                                        "status",     "attempts",   "received_at", "last_error",
-                                        "subject",    "auth",       "note",        "updated_at"};
+    static const char *const names[] = {"id",      "connection", "source",      "event_type",
+                                        "status",  "attempts",   "received_at", "last_error",
+                                        "subject", "auth",       "note",        "updated_at"};
     char idtext[24];
     snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
     const char *params[1] = {idtext};
@@ -345,9 +344,8 @@ int rd_events_get(PGconn *db, int64_t id, struct json_object **out, char *err, s
     struct json_object *o = json_object_new_object();
     for (int c = 0; c < 12; c++)
         json_object_object_add(o, names[c], col(res, 0, c, c == 0 || c == 5));
-    json_object_object_add(o, "headers",
-                           masked_headers_json(PQgetisnull(res, 0, 12) ? NULL
-                                                                       : PQgetvalue(res, 0, 12)));
+    json_object_object_add(
+        o, "headers", masked_headers_json(PQgetisnull(res, 0, 12) ? NULL : PQgetvalue(res, 0, 12)));
     const char *text = PQgetisnull(res, 0, 13) ? NULL : PQgetvalue(res, 0, 13);
     struct json_object *body = text ? parse_json(text) : NULL;
     if (text && !body)

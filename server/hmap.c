@@ -12,7 +12,7 @@
 #include "rosterd/mem.h"
 
 struct slot {
-    char *key;      /* NULL: empty; TOMBSTONE: deleted */
+    char *key; /* NULL: empty; TOMBSTONE: deleted */
     size_t klen;
     uint64_t hash;
     uintptr_t value;
@@ -20,9 +20,9 @@ struct slot {
 
 struct rd_hmap {
     struct slot *slots;
-    size_t cap;     /* a power of two */
-    size_t count;   /* live keys */
-    size_t used;    /* live keys and tombstones */
+    size_t cap;   /* a power of two */
+    size_t count; /* live keys */
+    size_t used;  /* live keys and tombstones */
 };
 
 static char tombstone_mark;
@@ -70,7 +70,8 @@ static size_t find(const struct rd_hmap *m, const void *key, size_t klen, uint64
         const struct slot *s = &m->slots[i];
         if (!s->key)
             return SIZE_MAX;
-        if (s->key != TOMBSTONE && s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0)
+        if (s->key != TOMBSTONE && s->hash == h && s->klen == klen &&
+            memcmp(s->key, key, klen) == 0)
             return i;
     }
     return SIZE_MAX;

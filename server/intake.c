@@ -344,7 +344,7 @@ static bool header_is_secret(const char *k)
         const char *name;
         size_t len;
     } secret[] = {{"authorization", 13},    {"proxy-authorization", 19}, {"cookie", 6},
-                  {"x-moco-signature", 16}, {"webhook-signature", 17},  {"svix-signature", 14},
+                  {"x-moco-signature", 16}, {"webhook-signature", 17},   {"svix-signature", 14},
                   {"x-api-key", 9}};
     /* Lengths first: most headers then need no case-folding compare at all. */
     size_t n = strlen(k);
@@ -413,8 +413,8 @@ static struct json_object *parse_body(struct json_tokener *tok, const char *body
     struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
     if (o && json_tokener_get_error(tok) == json_tokener_success) {
         size_t end = json_tokener_get_parse_end(tok);
-        while (end < len && (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' ||
-                             body[end] == '\t'))
+        while (end < len &&
+               (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t'))
             end++;
         if (end != len) {
             json_object_put(o);
@@ -528,8 +528,7 @@ static bool json_content_type(const char *ct)
     if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
         return true;
     const char *slash = memchr(ct, '/', n);
-    return slash && n >= 5 && (size_t)(slash - ct) > 0 &&
-           strncasecmp(ct + n - 5, "+json", 5) == 0;
+    return slash && n >= 5 && (size_t)(slash - ct) > 0 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
 /* Authenticates; fills p->auth and the dedup key. */
@@ -540,9 +539,9 @@ static bool authenticate(const struct wanted *w, const struct rd_source_auth *a,
     const char *target = w->moco_target, *event = w->moco_event;
     if (a->nsw > 0) {
         const char *id = w->wh_id;
-        enum rd_sw_result r = rd_verify_standard(
-            id, w->wh_timestamp, w->wh_signature, p->body, p->body_len,
-            (const char *const *)a->sw_secrets, a->nsw, (int64_t)time(NULL), SW_TOLERANCE_S);
+        enum rd_sw_result r = rd_verify_standard(id, w->wh_timestamp, w->wh_signature, p->body,
+                                                 p->body_len, (const char *const *)a->sw_secrets,
+                                                 a->nsw, (int64_t)time(NULL), SW_TOLERANCE_S);
         if (r != RD_SW_OK) {
             rd_log_debug("standard webhooks verification failed: %s", rd_sw_result_str(r));
             return false;
@@ -550,14 +549,13 @@ static bool authenticate(const struct wanted *w, const struct rd_source_auth *a,
         p->auth = "standard";
         rd_dedup_standard(id, key);
     } else if (moco) {
-        if (!rd_verify_moco(p->body, p->body_len, w->moco_signature,
-                            (const char *const *)a->tokens, a->ntokens))
+        if (!rd_verify_moco(p->body, p->body_len, w->moco_signature, (const char *const *)a->tokens,
+                            a->ntokens))
             return false;
         p->auth = "hmac";
         rd_dedup_moco(target ? target : "", event ? event : "", p->body, p->body_len, key);
     } else {
-        if (!rd_verify_token(w->authorization,
-                             (const char *const *)a->tokens, a->ntokens))
+        if (!rd_verify_token(w->authorization, (const char *const *)a->tokens, a->ntokens))
             return false;
         p->auth = "token";
         rd_dedup_personio(p->body, p->body_len, key);
@@ -695,8 +693,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     p->headers_json = headers_json(hs);
     if (!rd_idb_submit(in->db, p)) {
         rd_pending_free(p);
-        reply_error(in, req, 503, "Service Unavailable", "temporarily unavailable", c->name,
-                    source, "unavailable", t0);
+        reply_error(in, req, 503, "Service Unavailable", "temporarily unavailable", c->name, source,
+                    "unavailable", t0);
     }
 }
 
@@ -765,8 +763,8 @@ struct rd_intake *rd_intake_new(struct event_base *base, const struct rd_config 
     evhttp_set_max_body_size(in->http, cfg->max_body_bytes);
     evhttp_set_max_headers_size(in->http, MAX_HEADERS_BYTES);
     evhttp_set_allowed_methods(in->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                             EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                             EVHTTP_REQ_OPTIONS);
     in->bound = evhttp_bind_socket_with_handle(in->http, host, (ev_uint16_t)port);
     if (!in->bound) {
         snprintf(err, errlen, "listen: cannot bind %s: %s", cfg->listen, strerror(errno));
@@ -809,8 +807,7 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
         return;
     event_del(in->drain_check);
     if (rd_idb_outstanding(in->db) > 0)
-        rd_log_warn("drain timed out with %zu request(s) unanswered",
-                    rd_idb_outstanding(in->db));
+        rd_log_warn("drain timed out with %zu request(s) unanswered", rd_idb_outstanding(in->db));
     if (in->drain_done)
         in->drain_done(in->drain_arg);
 }

@@ -39,9 +39,9 @@ struct dbconn {
     struct event *io;    /* socket readiness, re-armed as libpq asks */
     struct event *timer; /* connect timeout and reconnect backoff */
     double backoff;
-    bool flushing;       /* output not yet fully sent */
+    bool flushing; /* output not yet fully sent */
     struct rd_pending *batch;
-    PGresult *rows;      /* the statement's tuples, kept until the end of the op */
+    PGresult *rows; /* the statement's tuples, kept until the end of the op */
     bool op_failed;
     bool schema_warned;
 };
@@ -121,7 +121,7 @@ static size_t key_bucket(const struct rd_pending *p)
     size_t h = (size_t)strtoul((char[9]){p->dkey_hex[0], p->dkey_hex[1], p->dkey_hex[2],
                                          p->dkey_hex[3], p->dkey_hex[4], p->dkey_hex[5],
                                          p->dkey_hex[6], p->dkey_hex[7], 0},
-                                NULL, 16);
+                               NULL, 16);
     return (h ^ (size_t)p->connection_id) % KEY_BUCKETS;
 }
 
@@ -295,7 +295,7 @@ static struct rd_pending *take_batch(struct rd_idb *db, size_t *count)
 /* Sends one batch as one statement (one commit). */
 static void send_batch(struct dbconn *c)
 {
-    static const uint32_t elems[8] = {OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
+    static const uint32_t elems[8] = {OID_INT8, OID_TEXT,  OID_TEXT, OID_TEXT,
                                       OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT};
     static const int formats[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     struct rd_idb *db = c->db;

@@ -59,7 +59,8 @@ struct rd_idb_callbacks {
 
 struct rd_idb *rd_idb_new(struct event_base *base, const char *url, int nconns, int max_pending,
                           const struct rd_idb_callbacks *cbs);
-/* Queues p (takes ownership). False when no connection is up or the queue is full (caller answers 503). */
+/* Queues p (takes ownership). False when no connection is up or the queue is full (caller answers
+ * 503). */
 bool rd_idb_submit(struct rd_idb *db, struct rd_pending *p);
 /* True when at least one connection is up with a current schema. */
 bool rd_idb_ready(const struct rd_idb *db);

@@ -26,7 +26,8 @@ void rd_json_excerpt(const char *body, size_t len, char *out, size_t outlen)
     out[j] = '\0';
 }
 
-/* Length of the sequence that lead byte c starts (0: not a lead byte), and its smallest second byte. */
+/* Length of the sequence that lead byte c starts (0: not a lead byte), and its smallest second
+ * byte. */
 static size_t utf8_seq(unsigned char c, unsigned char *lo, unsigned char *hi)
 {
     *lo = 0x80;

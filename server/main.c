@@ -158,10 +158,10 @@ static int check_schema(const struct rd_config *cfg)
 static int parse_args(int argc, char **argv, const char **conf, enum role *role)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                          {"role", required_argument, NULL, 'r'},
-                                          {"version", no_argument, NULL, 'V'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
+                                         {"role", required_argument, NULL, 'r'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "c:r:Vh", opts, NULL)) != -1) {
         switch (ch) {
@@ -287,7 +287,9 @@ int main(int argc, char **argv)
     evsignal_add(d.sigint, NULL);
     evsignal_add(d.sighup, NULL);
     rd_log_info("rosterd %s started (role %s)", ROSTERD_VERSION,
-                d.role == ROLE_ALL ? "all" : d.role == ROLE_INGEST ? "ingest" : "worker");
+                d.role == ROLE_ALL      ? "all"
+                : d.role == ROLE_INGEST ? "ingest"
+                                        : "worker");
     event_base_dispatch(d.base);
     rd_log_info("rosterd stopped");
     rc = 0;

@@ -188,8 +188,8 @@ void rd_metrics_render(struct rd_buf *out)
     render_counters(out, "rosterd_webhooks_total", "Webhook deliveries by outcome.", g_webhooks);
     if (!g_ingest)
         histogram_find(&g_ingest, "");
-    render_histograms(out, "rosterd_ingest_seconds",
-                      "Time from a webhook request to its answer.", g_ingest);
+    render_histograms(out, "rosterd_ingest_seconds", "Time from a webhook request to its answer.",
+                      g_ingest);
     render_histograms(out, "rosterd_job_seconds", "Handler run time by job kind.", g_jobs);
     render_counters(out, "rosterd_upstream_requests_total",
                     "Requests to upstream APIs by system and HTTP status.", g_upstream);

@@ -17,11 +17,10 @@
 
 static const char sql_lock[] = "SELECT pg_advisory_xact_lock($1::bigint)";
 
-static const char sql_bootstrap[] =
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    " version int PRIMARY KEY,"
-    " name text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char sql_bootstrap[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                    " version int PRIMARY KEY,"
+                                    " name text NOT NULL,"
+                                    " applied_at timestamptz NOT NULL DEFAULT now())";
 
 int rd_migrate_latest(void)
 {
@@ -54,16 +53,16 @@ static int begin_locked(PGconn *conn, char *err, size_t errlen)
 int rd_migrate_current(struct pg_conn *conn, int *version, char *err, size_t errlen)
 {
     *version = 0;
-    PGresult *res = rd_db_exec(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0,
-                               NULL, err, errlen);
+    PGresult *res = rd_db_exec(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL,
+                               err, errlen);
     if (!res)
         return -1;
     bool exists = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!exists)
         return 0;
-    res = rd_db_exec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL,
-                     err, errlen);
+    res = rd_db_exec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, err,
+                     errlen);
     if (!res)
         return -1;
     int rc = 0;

@@ -30,12 +30,11 @@
  * earlier than that job's finished_at although the runs never overlapped.
  */
 /*
- * HEAD, the batch size, TAIL: the batch size is a literal (one prepared statement per power of two),
- * so Postgres can keep one generic plan per size instead of planning the claim
- * again on every call, which cost ~1 ms per claim with LIMIT $1. $1: this instance,
- * $2: lease seconds. The claim writes only the job: an event reads as running
- * while its job runs (RD_SQL_EVENT_STATUS), and its attempt is recorded, and
- * counted in events.attempts, when it ends (sql/004_lean_queue.sql).
+ * HEAD, the batch size, TAIL: the batch size is a literal (one prepared statement per power of
+ * two), so Postgres can keep one generic plan per size instead of planning the claim again on every
+ * call, which cost ~1 ms per claim with LIMIT $1. $1: this instance, $2: lease seconds. The claim
+ * writes only the job: an event reads as running while its job runs (RD_SQL_EVENT_STATUS), and its
+ * attempt is recorded, and counted in events.attempts, when it ends (sql/004_lean_queue.sql).
  */
 static const char CLAIM_SQL_HEAD[] =
     "WITH cand AS ("
@@ -135,8 +134,8 @@ bool rd_queue_http_permanent(long status)
 
 const char *rd_queue_state_name(int state)
 {
-    static const char *const names[RD_JOBS_NSTATES] = {"pending", "scheduled", "running",
-                                                       "failed", "dead"};
+    static const char *const names[RD_JOBS_NSTATES] = {"pending", "scheduled", "running", "failed",
+                                                       "dead"};
     return state >= 0 && state < RD_JOBS_NSTATES ? names[state] : NULL;
 }
 
@@ -227,14 +226,14 @@ bool rd_queue_db_ok(PGconn *db, const char *session)
 
 int rd_queue_count_states(PGconn *db, int64_t counts[RD_JOBS_NSTATES], char *err, size_t errlen)
 {
-    PGresult *res = rd_db_exec(
-        db,
-        "SELECT count(*) FILTER (WHERE state = 'pending' AND run_at <= now()),"
-        "       count(*) FILTER (WHERE state = 'pending' AND run_at > now()),"
-        "       count(*) FILTER (WHERE state = 'running'),"
-        "       count(*) FILTER (WHERE state = 'failed'),"
-        "       count(*) FILTER (WHERE state = 'dead') FROM jobs",
-        0, NULL, err, errlen);
+    PGresult *res =
+        rd_db_exec(db,
+                   "SELECT count(*) FILTER (WHERE state = 'pending' AND run_at <= now()),"
+                   "       count(*) FILTER (WHERE state = 'pending' AND run_at > now()),"
+                   "       count(*) FILTER (WHERE state = 'running'),"
+                   "       count(*) FILTER (WHERE state = 'failed'),"
+                   "       count(*) FILTER (WHERE state = 'dead') FROM jobs",
+                   0, NULL, err, errlen);
     if (!res)
         return -1;
     for (int i = 0; i < RD_JOBS_NSTATES; i++)
@@ -257,8 +256,9 @@ int rd_queue_schedule(PGconn *db, const struct rd_job_spec *spec, int64_t *job_i
     snprintf(conn, sizeof conn, "%lld", (long long)spec->connection_id);
     char *key = spec->key ? rd_strdup(spec->key)
                           : rd_queue_key(spec->connection_id, "job", spec->unique_key);
-    const char *params[7] = {spec->kind, key, spec->connection_id ? conn : NULL, spec->subject,
-                             spec->run_at, spec->unique_key, spec->payload_json};
+    const char *params[7] = {spec->kind,        key,          spec->connection_id ? conn : NULL,
+                             spec->subject,     spec->run_at, spec->unique_key,
+                             spec->payload_json};
     /* A dead job under the same unique key is revived: the caller decided it is wanted again. */
     PGresult *res = rd_db_exec(
         db,
@@ -367,8 +367,8 @@ static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
     snprintf(mark_id, sizeof mark_id, "%lld", (long long)q->claim_mark_id);
     const char *params[4] = {q->instance, lease, q->claim_mark_run_at, mark_id};
     struct timespec t0 = rd_queue_now();
-    PGresult *res = rd_queue_exec(q->dispatch_db, name, sql, after ? 4 : 2, params, err,
-                                  sizeof err);
+    PGresult *res =
+        rd_queue_exec(q->dispatch_db, name, sql, after ? 4 : 2, params, err, sizeof err);
     if (!res) {
         rd_log_warn("queue: claim failed: %s", err);
         return -1;
@@ -377,7 +377,8 @@ static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
     if (rd_log_enabled(RD_LOG_DEBUG)) { /* the benchmark reads these */
         struct timespec t1 = rd_queue_now();
         rd_log_debug("queue: claimed %d of %d in %.3f ms", n, max,
-                     (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+                     (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                         (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     }
     for (int i = 0; i < n && i < max; i++) {
         struct rd_claimed_job *job = rd_calloc(1, sizeof *job);
@@ -415,8 +416,8 @@ static void heartbeat(struct rd_queue *q, const int64_t *ids, size_t n)
     char *arr = rd_db_int8_array(ids, n);
     snprintf(lease, sizeof lease, "%d", RD_QUEUE_LEASE_SECONDS);
     const char *params[3] = {arr, q->instance, lease};
-    PGresult *res = rd_queue_exec(q->dispatch_db, "rd_heartbeat", HEARTBEAT_SQL, 3, params, err,
-                                  sizeof err);
+    PGresult *res =
+        rd_queue_exec(q->dispatch_db, "rd_heartbeat", HEARTBEAT_SQL, 3, params, err, sizeof err);
     if (!res)
         rd_log_warn("queue: lease renewal failed: %s", err);
     PQclear(res);
@@ -435,8 +436,7 @@ static void hand_back(struct rd_queue *q)
     char err[512];
     if (!rd_queue_db_ok(q->dispatch_db, RD_QUEUE_SESSION_DISPATCH) ||
         rd_db_run(q->dispatch_db, HANDBACK_SQL, 2, params, err, sizeof err) != 0)
-        rd_log_warn("queue: handing back %zu jobs failed, their leases lapse instead",
-                    q->nready);
+        rd_log_warn("queue: handing back %zu jobs failed, their leases lapse instead", q->nready);
     else
         rd_log_info("queue: handed back %zu unstarted jobs", q->nready);
     for (size_t i = 0; i < q->nready; i++)
@@ -473,10 +473,9 @@ static void *dispatcher_main(void *arg)
     int64_t *ids = rd_calloc((size_t)q->nworkers * RD_QUEUE_PREFETCH, sizeof *ids);
     pthread_mutex_lock(&q->mu);
     while (!q->dispatcher_exit) {
-        int free_slots =
-            q->closing ? 0
-                       : q->nworkers * RD_QUEUE_PREFETCH - q->busy - (int)q->nready -
-                             (int)q->ndone - (int)q->ncommitting;
+        int free_slots = q->closing ? 0
+                                    : q->nworkers * RD_QUEUE_PREFETCH - q->busy - (int)q->nready -
+                                          (int)q->ndone - (int)q->ncommitting;
         bool do_claim = free_slots > 0 && (q->wake || rd_queue_past(&next_poll));
         bool do_hb = rd_queue_past(&next_hb);
         if (!do_claim && !do_hb) {
@@ -576,13 +575,13 @@ static int connect_session(PGconn **db, const char *url, const char *app, const 
 
 static int connect_all(struct rd_queue *q, char *err, size_t errlen)
 {
-    if (connect_session(&q->dispatch_db, q->db_url, "rosterd-dispatcher",
-                        RD_QUEUE_SESSION_DISPATCH, err, errlen) != 0 ||
+    if (connect_session(&q->dispatch_db, q->db_url, "rosterd-dispatcher", RD_QUEUE_SESSION_DISPATCH,
+                        err, errlen) != 0 ||
         connect_session(&q->sched_db, q->db_url, "rosterd-scheduler", RD_QUEUE_SESSION_SCHED, err,
                         errlen) != 0 ||
         /* Outcomes are committed synchronously: a reported success is durable. */
-        connect_session(&q->complete_db, q->db_url, "rosterd-completer",
-                        RD_QUEUE_SESSION_COMPLETE, err, errlen) != 0)
+        connect_session(&q->complete_db, q->db_url, "rosterd-completer", RD_QUEUE_SESSION_COMPLETE,
+                        err, errlen) != 0)
         return -1;
     for (int i = 0; i < q->nworkers; i++) {
         q->worker_db[i] = rd_db_connect(q->db_url, "rosterd-worker", err, errlen);

@@ -23,10 +23,10 @@ struct rd_claimed_job {
     int64_t connection_id; /* 0 when none */
     char *kind;
     char *key;
-    char *conn_name;       /* NULL when none */
-    char *subject;         /* NULL when none */
-    char *payload;         /* JSON text or NULL */
-    int attempts;          /* this attempt's number (the claim incremented it) */
+    char *conn_name; /* NULL when none */
+    char *subject;   /* NULL when none */
+    char *payload;   /* JSON text or NULL */
+    int attempts;    /* this attempt's number (the claim incremented it) */
     struct rd_job_event *events;
     size_t nevents;
 };
@@ -39,13 +39,13 @@ struct rd_queue {
     int job_history_days;     /* finished and dead jobs older than this are deleted */
     char *instance;
     char *db_url;
-    char *ca_file;         /* config values handlers need (rd_job_ctx), or NULL */
+    char *ca_file; /* config values handlers need (rd_job_ctx), or NULL */
     char *smtp_url;
     char *smtp_from;
-    bool test_handlers;    /* config test_handlers: run the test_only handlers */
+    bool test_handlers; /* config test_handlers: run the test_only handlers */
     uint8_t key[RD_SECRET_KEY_LEN];
 
-    PGconn **worker_db;    /* one per worker */
+    PGconn **worker_db; /* one per worker */
     PGconn *dispatch_db;
     /* The dispatcher's claim mark: the (run_at, id) of the last job it claimed. */
     int64_t claim_mark_id;
@@ -54,26 +54,26 @@ struct rd_queue {
     PGconn *sched_db;
     PGconn *complete_db;
 
-    pthread_mutex_t mu;    /* guards everything below */
+    pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t dispatch_cv;
     pthread_cond_t work_cv;
     pthread_cond_t sched_cv;
     pthread_cond_t complete_cv;
-    bool wake;             /* work may be due: claim at the next chance */
-    bool closing;          /* stop: no claims, workers exit when idle */
-    bool dispatcher_exit;  /* after the workers are joined */
+    bool wake;            /* work may be due: claim at the next chance */
+    bool closing;         /* stop: no claims, workers exit when idle */
+    bool dispatcher_exit; /* after the workers are joined */
     bool scheduler_exit;
     struct rd_claimed_job **ready; /* FIFO of claimed, not started jobs (cap nworkers) */
     size_t nready;
-    int busy;              /* workers inside a job */
-    int64_t *held;         /* ids whose lease this instance renews (cap nworkers * PREFETCH) */
+    int busy;      /* workers inside a job */
+    int64_t *held; /* ids whose lease this instance renews (cap nworkers * PREFETCH) */
     size_t nheld;
-    struct rd_done *done;  /* successes waiting for the completer's group commit */
+    struct rd_done *done; /* successes waiting for the completer's group commit */
     size_t ndone;
-    size_t ncommitting;    /* taken by the completer, commit in flight */
-    bool completer_exit;   /* after the workers are joined: flush, then exit */
+    size_t ncommitting;  /* taken by the completer, commit in flight */
+    bool completer_exit; /* after the workers are joined: flush, then exit */
 
-    atomic_bool stopping;  /* handlers see it through rd_job_ctx.stopping */
+    atomic_bool stopping; /* handlers see it through rd_job_ctx.stopping */
 
     pthread_t *worker_threads;
     int nworker_threads;

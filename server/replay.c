@@ -73,7 +73,8 @@ static struct json_object *result_new(bool dry_run, struct json_object *events,
 {
     struct json_object *r = json_object_new_object();
     json_object_object_add(r, "dry_run", json_object_new_boolean(dry_run));
-    json_object_object_add(r, "count", json_object_new_int64((int64_t)json_object_array_length(events)));
+    json_object_object_add(r, "count",
+                           json_object_new_int64((int64_t)json_object_array_length(events)));
     json_object_object_add(r, "events", events);
     json_object_object_add(r, "skipped", skipped);
     return r;
@@ -113,8 +114,9 @@ int rd_replay_ids(PGconn *db, const int64_t *ids, size_t n, bool dry_run,
     int rc = -1;
     if (!dry_run && rd_db_run(db, "BEGIN", 0, NULL, err, errlen) != 0)
         goto out;
-    res = dry_run ? rd_db_exec(db, "SELECT e.id, " RD_SQL_EVENT_STATUS
-                                   " FROM events e WHERE e.id = ANY($1::bigint[])",
+    res = dry_run ? rd_db_exec(db,
+                               "SELECT e.id, " RD_SQL_EVENT_STATUS
+                               " FROM events e WHERE e.id = ANY($1::bigint[])",
                                1, params, err, errlen)
                   : lock_selection(db, SEL, 1, params, err, errlen);
     if (!res)
@@ -167,8 +169,8 @@ out:
 static int connection_id(PGconn *db, const char *name, char out[24], char *err, size_t errlen)
 {
     const char *params[1] = {name};
-    PGresult *res = rd_db_exec(db, "SELECT id FROM connections WHERE name = $1", 1, params, err,
-                               errlen);
+    PGresult *res =
+        rd_db_exec(db, "SELECT id FROM connections WHERE name = $1", 1, params, err, errlen);
     if (!res)
         return -1;
     int rc = 0;
@@ -227,7 +229,8 @@ int rd_replay_filtered(PGconn *db, const struct rd_replay_filter *f, bool dry_ru
         /* The lock re-read the rows: keep only those still in the asked status. */
         if (!dry_run && strcmp(PQgetvalue(res, r, 1), f->status) != 0)
             continue;
-        json_object_array_add(events, json_object_new_int64(strtoll(PQgetvalue(res, r, 0), NULL, 10)));
+        json_object_array_add(events,
+                              json_object_new_int64(strtoll(PQgetvalue(res, r, 0), NULL, 10)));
         rd_buf_printf(&ids, "%s%s", ids.len > 1 ? "," : "", PQgetvalue(res, r, 0));
     }
     rd_buf_putc(&ids, '}');
@@ -249,28 +252,29 @@ out:
 static const char JOBS_OPEN_SQL[] =
     "SELECT j.id, j.kind, j.key,"
     "       CASE WHEN j.state = 'pending' AND j.run_at > now() THEN 'scheduled' ELSE j.state END,"
-    "       " ISO_UTC("j.run_at") ", j.attempts, j.last_error, c.name, j.note"
-    " FROM jobs j LEFT JOIN connections c ON c.id = j.connection_id"
-    " WHERE ($1::text IS NULL OR j.kind = $1) AND ($2::bigint IS NULL OR j.connection_id = $2::bigint)"
-    "   AND ($3::text IS NULL OR $3 = CASE WHEN j.state = 'pending' AND j.run_at > now()"
-    "                                 THEN 'scheduled' ELSE j.state END)"
-    " ORDER BY j.run_at, j.id LIMIT $4::bigint";
+    "       " ISO_UTC(
+        "j.run_at") ", j.attempts, j.last_error, c.name, j.note"
+                    " FROM jobs j LEFT JOIN connections c ON c.id = j.connection_id"
+                    " WHERE ($1::text IS NULL OR j.kind = $1) AND ($2::bigint IS NULL OR j.connection_id = $2::bigint)"
+                    "   AND ($3::text IS NULL OR $3 = CASE WHEN j.state = 'pending' AND j.run_at > now()"
+                    "                                 THEN 'scheduled' ELSE j.state END)"
+                    " ORDER BY j.run_at, j.id LIMIT $4::bigint";
 
-static const char JOBS_DONE_SQL[] =
-    "SELECT j.id, j.kind, j.key, j.state, " ISO_UTC("j.run_at") ", j.attempts, j.last_error,"
-    "       c.name, j.note"
-    " FROM jobs_history j LEFT JOIN connections c ON c.id = j.connection_id"
-    " WHERE ($1::text IS NULL OR j.kind = $1) AND ($2::bigint IS NULL OR j.connection_id = $2::bigint)"
-    "   AND j.state = $3"
-    " ORDER BY j.finished_at DESC, j.id DESC LIMIT $4::bigint";
+static const char JOBS_DONE_SQL[] = "SELECT j.id, j.kind, j.key, j.state, " ISO_UTC(
+    "j.run_at") ", j.attempts, j.last_error,"
+                "       c.name, j.note"
+                " FROM jobs_history j LEFT JOIN connections c ON c.id = j.connection_id"
+                " WHERE ($1::text IS NULL OR j.kind = $1) AND ($2::bigint IS NULL OR j.connection_id = $2::bigint)"
+                "   AND j.state = $3"
+                " ORDER BY j.finished_at DESC, j.id DESC LIMIT $4::bigint";
 
 static struct json_object *text_or_null(const PGresult *res, int r, int c)
 {
     return PQgetisnull(res, r, c) ? NULL : json_object_new_string(PQgetvalue(res, r, c));
 }
 
-int rd_jobs_list(PGconn *db, const struct rd_jobs_filter *f, struct json_object **result,
-                 char *err, size_t errlen)
+int rd_jobs_list(PGconn *db, const struct rd_jobs_filter *f, struct json_object **result, char *err,
+                 size_t errlen)
 {
     static const char *const states[] = {"pending", "scheduled", "running", "failed",
                                          "dead",    "done",      "replayed"};
@@ -282,8 +286,9 @@ int rd_jobs_list(PGconn *db, const struct rd_jobs_filter *f, struct json_object 
             history = i >= 5;
         }
     if (!known) {
-        snprintf(err, errlen, "--state must be one of pending, scheduled, running, failed, dead,"
-                              " done, replayed");
+        snprintf(err, errlen,
+                 "--state must be one of pending, scheduled, running, failed, dead,"
+                 " done, replayed");
         return RD_REPLAY_EINVAL;
     }
     char conn[24] = "", limit[24];
@@ -297,7 +302,7 @@ int rd_jobs_list(PGconn *db, const struct rd_jobs_filter *f, struct json_object 
     PGresult *res = rd_db_exec(db, history ? JOBS_DONE_SQL : JOBS_OPEN_SQL, 4, params, err, errlen);
     if (!res)
         return -1;
-    static const char *const names[] = {"id", "kind", "key", "state", "run_at",
+    static const char *const names[] = {"id",       "kind",       "key",        "state", "run_at",
                                         "attempts", "last_error", "connection", "note"};
     struct json_object *arr = json_object_new_array();
     for (int r = 0; r < PQntuples(res); r++) {

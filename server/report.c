@@ -35,8 +35,9 @@ static struct json_object *text_or_null(const PGresult *res, int row, int col)
 
 static struct json_object *int_or_null(const PGresult *res, int row, int col)
 {
-    return PQgetisnull(res, row, col) ? NULL
-                                      : json_object_new_int64(strtoll(PQgetvalue(res, row, col), NULL, 10));
+    return PQgetisnull(res, row, col)
+               ? NULL
+               : json_object_new_int64(strtoll(PQgetvalue(res, row, col), NULL, 10));
 }
 
 static struct json_object *parsed_or(const PGresult *res, int row, int col, bool array)
@@ -47,6 +48,7 @@ static struct json_object *parsed_or(const PGresult *res, int row, int col, bool
 }
 
 /* SELECT list of one run (joined with its connection c), in the order run_json reads it. */
+/* clang-format off */
 #define RUN_COLUMNS                                                                                \
     "r.id, c.name, r.kind, r.dry_run, r.status, r.trigger, " RD_SQL_ISO("r.started_at") ", "      \
     RD_SQL_ISO("r.finished_at") ", c.timezone,"                                                    \
@@ -55,6 +57,7 @@ static struct json_object *parsed_or(const PGresult *res, int row, int col, bool
     " r.employees, r.linked_users, r.planned_deactivations, r.held_reason, r.error, "             \
     RD_SQL_ISO("r.approved_at") ", r.approved_by, r.approval_run_id, r.approves_run_id,"           \
     " r.stats::text, r.counts::text"
+/* clang-format on */
 
 static struct json_object *run_json(const PGresult *res, int i)
 {
@@ -80,12 +83,13 @@ static struct json_object *run_json(const PGresult *res, int i)
     json_object_object_add(o, "approval_run_id", int_or_null(res, i, 18));
     json_object_object_add(o, "approves_run_id", int_or_null(res, i, 19));
     struct json_object *stats = parsed_or(res, i, 20, false), *v = NULL;
-    json_object_object_add(o, "warnings", json_object_object_get_ex(stats, "warnings", &v)
-                                              ? json_object_get(v)
-                                              : json_object_new_array());
-    json_object_object_add(o, "released", json_object_object_get_ex(stats, "released", &v)
-                                              ? json_object_get(v)
-                                              : NULL);
+    json_object_object_add(o, "warnings",
+                           json_object_object_get_ex(stats, "warnings", &v)
+                               ? json_object_get(v)
+                               : json_object_new_array());
+    json_object_object_add(o, "released",
+                           json_object_object_get_ex(stats, "released", &v) ? json_object_get(v)
+                                                                            : NULL);
     json_object_object_add(o, "stats", stats);
     return o;
 }
@@ -131,11 +135,12 @@ int rd_report_get(PGconn *db, const char *connection, int64_t run_id, struct jso
     char id[24];
     snprintf(id, sizeof(id), "%lld", (long long)run_id);
     const char *params[2] = {connection, id};
-    PGresult *res = rd_db_exec(db,
-                               "SELECT " RUN_COLUMNS " FROM runs r JOIN connections c"
-                               " ON c.id = r.connection_id WHERE ($1::text IS NULL OR c.name = $1)"
-                               " AND ($2::bigint = 0 OR r.id = $2::bigint) ORDER BY r.id DESC LIMIT 1",
-                               2, params, err, errlen);
+    PGresult *res =
+        rd_db_exec(db,
+                   "SELECT " RUN_COLUMNS " FROM runs r JOIN connections c"
+                   " ON c.id = r.connection_id WHERE ($1::text IS NULL OR c.name = $1)"
+                   " AND ($2::bigint = 0 OR r.id = $2::bigint) ORDER BY r.id DESC LIMIT 1",
+                   2, params, err, errlen);
     if (!res)
         return -1;
     if (PQntuples(res) == 0) {
@@ -194,7 +199,8 @@ int rd_report_update_metrics(PGconn *db, char *err, size_t errlen)
     if (!res)
         return -1;
     for (int i = 0; i < PQntuples(res); i++)
-        rd_metrics_reconcile_success(PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10));
+        rd_metrics_reconcile_success(PQgetvalue(res, i, 0),
+                                     strtoll(PQgetvalue(res, i, 1), NULL, 10));
     PQclear(res);
     return 0;
 }

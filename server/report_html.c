@@ -38,12 +38,23 @@ static void esc(struct rd_buf *out, const char *s)
 {
     for (const char *p = s ? s : ""; *p; p++) {
         switch (*p) {
-        case '&': rd_buf_puts(out, "&amp;"); break;
-        case '<': rd_buf_puts(out, "&lt;"); break;
-        case '>': rd_buf_puts(out, "&gt;"); break;
-        case '"': rd_buf_puts(out, "&quot;"); break;
-        case '\'': rd_buf_puts(out, "&#39;"); break;
-        default: rd_buf_putc(out, *p);
+        case '&':
+            rd_buf_puts(out, "&amp;");
+            break;
+        case '<':
+            rd_buf_puts(out, "&lt;");
+            break;
+        case '>':
+            rd_buf_puts(out, "&gt;");
+            break;
+        case '"':
+            rd_buf_puts(out, "&quot;");
+            break;
+        case '\'':
+            rd_buf_puts(out, "&#39;");
+            break;
+        default:
+            rd_buf_putc(out, *p);
         }
     }
 }
@@ -107,7 +118,8 @@ static void summary(struct rd_buf *out, struct json_object *r)
     rd_buf_puts(out, "<h1>");
     rd_buf_puts(out, approval ? "Release of held deactivations: " : "Reconciliation of ");
     esc(out, str(r, "connection"));
-    rd_buf_printf(out, ", run %lld</h1>\n<p class=\"meta\">Started ", (long long)num(r, "run_id", 0));
+    rd_buf_printf(out, ", run %lld</h1>\n<p class=\"meta\">Started ",
+                  (long long)num(r, "run_id", 0));
     esc(out, str(r, "started_at_local"));
     rd_buf_puts(out, str(r, "finished_at_local") ? ", finished " : ", still running");
     esc(out, str(r, "finished_at_local"));
@@ -119,7 +131,8 @@ static void summary(struct rd_buf *out, struct json_object *r)
     esc(out, status);
     rd_buf_puts(out, "</span>");
     if (num(r, "employees", -1) >= 0 && !approval)
-        rd_buf_printf(out, " &middot; %lld employees in Personio, %lld with a linked platform account",
+        rd_buf_printf(out,
+                      " &middot; %lld employees in Personio, %lld with a linked platform account",
                       (long long)num(r, "employees", 0), (long long)num(r, "linked_users", 0));
     rd_buf_puts(out, "</p>\n");
     struct json_object *v = NULL;
@@ -136,10 +149,11 @@ static void summary(struct rd_buf *out, struct json_object *r)
         esc(out, str(r, "held_reason"));
         rd_buf_puts(out, ". Nobody lost access.");
         if (strcmp(status, "held") == 0)
-            rd_buf_printf(out, " When the list is right, an operator releases what is still due"
-                               " with <code>rosterctl reconcile approve %lld</code> (each person is"
-                               " checked against Personio again first; protected users are never"
-                               " deactivated).",
+            rd_buf_printf(out,
+                          " When the list is right, an operator releases what is still due"
+                          " with <code>rosterctl reconcile approve %lld</code> (each person is"
+                          " checked against Personio again first; protected users are never"
+                          " deactivated).",
                           (long long)num(r, "run_id", 0));
         if (str(r, "approved_by")) {
             rd_buf_puts(out, " Released by ");
@@ -151,7 +165,8 @@ static void summary(struct rd_buf *out, struct json_object *r)
         rd_buf_puts(out, "</div>\n");
     }
     struct json_object *w = json_object_object_get(r, "warnings");
-    for (size_t i = 0; w && json_object_is_type(w, json_type_array) && i < json_object_array_length(w); i++) {
+    for (size_t i = 0;
+         w && json_object_is_type(w, json_type_array) && i < json_object_array_length(w); i++) {
         rd_buf_puts(out, "<div class=\"box warn\"><b>Warning:</b> ");
         esc(out, json_object_get_string(json_object_array_get_idx(w, i)));
         rd_buf_puts(out, "</div>\n");
@@ -159,7 +174,8 @@ static void summary(struct rd_buf *out, struct json_object *r)
     struct json_object *counts = json_object_object_get(r, "counts");
     rd_buf_puts(out, "<div class=\"cards\">\n");
     for (size_t g = 0; g < NGROUPS; g++)
-        rd_buf_printf(out, "<div class=\"card\" style=\"border-left-color:%s\"><b>%lld</b>%s</div>\n",
+        rd_buf_printf(out,
+                      "<div class=\"card\" style=\"border-left-color:%s\"><b>%lld</b>%s</div>\n",
                       groups[g].color, (long long)group_count(&groups[g], counts), groups[g].title);
     rd_buf_puts(out, "</div>\n<p><b>In short:</b> ");
     struct rd_buf sum = {0};
@@ -194,7 +210,8 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
     const int W = 1040, H = 350, L = 56, R = 16, T = 62, B = 70;
     int64_t max = 0;
     for (size_t i = 0; i < n; i++) {
-        struct json_object *c = json_object_object_get(json_object_array_get_idx(history, i), "counts");
+        struct json_object *c =
+            json_object_object_get(json_object_array_get_idx(history, i), "counts");
         int64_t total = 0;
         for (size_t g = 0; g < NGROUPS; g++)
             total += group_count(&groups[g], c);
@@ -202,20 +219,24 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
             max = total;
     }
     int64_t top = nice_max(max);
-    rd_buf_printf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%%\" viewBox=\"0 0 %d %d\""
-                       " role=\"img\" aria-label=\"finding counts per run\" font-family=\"sans-serif\""
-                       " font-size=\"12\">\n", W, H);
+    rd_buf_printf(out,
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%%\" viewBox=\"0 0 %d %d\""
+                  " role=\"img\" aria-label=\"finding counts per run\" font-family=\"sans-serif\""
+                  " font-size=\"12\">\n",
+                  W, H);
     for (size_t g = 0; g < NGROUPS; g++) { /* legend: two rows of three */
         int lx = L + (int)(g % 3) * 300, ly = 8 + (int)(g / 3) * 18;
-        rd_buf_printf(out, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
-                           "<text x=\"%d\" y=\"%d\">%s</text>\n",
+        rd_buf_printf(out,
+                      "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+                      "<text x=\"%d\" y=\"%d\">%s</text>\n",
                       lx, ly, groups[g].color, lx + 16, ly + 10, groups[g].title);
     }
     int ph = H - T - B;
     for (int k = 0; k <= 4; k++) { /* y axis */
         int y = T + ph - ph * k / 4;
-        rd_buf_printf(out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#dee2e6\"/>"
-                           "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%lld</text>\n",
+        rd_buf_printf(out,
+                      "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#dee2e6\"/>"
+                      "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%lld</text>\n",
                       L, y, W - R, y, L - 6, y + 4, (long long)(top * k / 4));
     }
     int64_t current = num(r, "run_id", 0);
@@ -234,26 +255,31 @@ static void chart(struct rd_buf *out, struct json_object *r, struct json_object 
             double h = (double)ph * (double)v / (double)top;
             y -= h;
             total += v;
-            rd_buf_printf(out, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
-                               "<title>run %lld: %lld %s</title></rect>\n",
-                          x, y, w, h, groups[g].color, (long long)id, (long long)v, groups[g].title);
+            rd_buf_printf(out,
+                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
+                          "<title>run %lld: %lld %s</title></rect>\n",
+                          x, y, w, h, groups[g].color, (long long)id, (long long)v,
+                          groups[g].title);
         }
         rd_buf_printf(out, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%lld</text>\n",
                       x + w / 2, y - 4, (long long)total);
         const char *st = str(run, "status") ? str(run, "status") : "";
         const char *day = str(run, "started_at_local") ? str(run, "started_at_local") : "";
-        rd_buf_printf(out, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\" transform=\"rotate(-45 %.1f %d)\""
-                           "%s>#%lld %.5s%s</text>\n",
-                      x + w / 2, T + ph + 14, x + w / 2, T + ph + 14,
-                      id == current ? " font-weight=\"bold\"" : "", (long long)id,
-                      strlen(day) >= 10 ? day + 5 : day,
-                      json_object_get_boolean(json_object_object_get(run, "dry_run")) ? " dry"
-                      : strcmp(st, "done") == 0                                        ? ""
-                      : strcmp(st, "held") == 0                                        ? " held"
-                                                                                       : " failed");
+        rd_buf_printf(
+            out,
+            "<text x=\"%.1f\" y=\"%d\" text-anchor=\"end\" transform=\"rotate(-45 %.1f %d)\""
+            "%s>#%lld %.5s%s</text>\n",
+            x + w / 2, T + ph + 14, x + w / 2, T + ph + 14,
+            id == current ? " font-weight=\"bold\"" : "", (long long)id,
+            strlen(day) >= 10 ? day + 5 : day,
+            json_object_get_boolean(json_object_object_get(run, "dry_run")) ? " dry"
+            : strcmp(st, "done") == 0                                       ? ""
+            : strcmp(st, "held") == 0                                       ? " held"
+                                                                            : " failed");
         if (id == current)
-            rd_buf_printf(out, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"none\""
-                               " stroke=\"#212529\" stroke-dasharray=\"3 2\"/>\n",
+            rd_buf_printf(out,
+                          "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"none\""
+                          " stroke=\"#212529\" stroke-dasharray=\"3 2\"/>\n",
                           x - 2, T, w + 4, ph);
     }
     if (n == 0)
@@ -271,8 +297,9 @@ static void tables(struct rd_buf *out, struct json_object *r)
             n += in_group(&groups[g], str(json_object_array_get_idx(findings, i), "kind"));
         if (n == 0)
             continue;
-        rd_buf_printf(out, "<h2>%s (%zu)</h2>\n<table>\n<tr><th>Kind</th><th>Person</th>"
-                           "<th>What rosterd found</th><th>Action</th><th>Result</th></tr>\n",
+        rd_buf_printf(out,
+                      "<h2>%s (%zu)</h2>\n<table>\n<tr><th>Kind</th><th>Person</th>"
+                      "<th>What rosterd found</th><th>Action</th><th>Result</th></tr>\n",
                       groups[g].title, n);
         size_t shown = 0;
         for (size_t i = 0; i < total && shown < TABLE_ROWS; i++) {
@@ -292,8 +319,9 @@ static void tables(struct rd_buf *out, struct json_object *r)
         }
         rd_buf_puts(out, "</table>\n");
         if (n > shown)
-            rd_buf_printf(out, "<p>... and %zu more: <code>rosterctl report show %lld --format csv"
-                               "</code></p>\n",
+            rd_buf_printf(out,
+                          "<p>... and %zu more: <code>rosterctl report show %lld --format csv"
+                          "</code></p>\n",
                           n - shown, (long long)num(r, "run_id", 0));
     }
     if (total == 0)
@@ -309,8 +337,10 @@ void rd_report_html(struct json_object *report, struct json_object *history, str
     struct json_object *rel = json_object_object_get(report, "released");
     size_t n = rel && json_object_is_type(rel, json_type_array) ? json_object_array_length(rel) : 0;
     if (n) {
-        rd_buf_printf(out, "<h2>What happened to each held deactivation (%zu)</h2>\n<table>\n"
-                           "<tr><th>Person</th><th>Outcome</th></tr>\n", n);
+        rd_buf_printf(out,
+                      "<h2>What happened to each held deactivation (%zu)</h2>\n<table>\n"
+                      "<tr><th>Person</th><th>Outcome</th></tr>\n",
+                      n);
         for (size_t i = 0; i < n; i++) {
             struct json_object *o = json_object_array_get_idx(rel, i);
             rd_buf_puts(out, "<tr><td>");
@@ -324,6 +354,7 @@ void rd_report_html(struct json_object *report, struct json_object *history, str
     rd_buf_printf(out, "<footer>rosterd reconciliation report, run %lld of ",
                   (long long)num(report, "run_id", 0));
     esc(out, str(report, "connection"));
-    rd_buf_puts(out, ". Every row, also as CSV: <code>rosterctl report show RUN --format csv</code>."
-                     "</footer>\n</main>\n</body>\n</html>\n");
+    rd_buf_puts(out,
+                ". Every row, also as CSV: <code>rosterctl report show RUN --format csv</code>."
+                "</footer>\n</main>\n</body>\n</html>\n");
 }

@@ -189,21 +189,22 @@ static void retention_run(struct rd_queue *q)
 static void vacuum_hot(struct rd_queue *q)
 {
     char err[512];
-    PGresult *res = rd_db_exec(q->sched_db,
-                               "SELECT relname::text FROM pg_stat_user_tables"
-                               " WHERE schemaname = current_schema()"
-                               "   AND relname IN ('jobs', 'job_events')"
-                               "   AND n_dead_tup > " HOT_DEAD_TUPLES " AND n_dead_tup > n_live_tup",
-                               0, NULL, err, sizeof err);
+    PGresult *res =
+        rd_db_exec(q->sched_db,
+                   "SELECT relname::text FROM pg_stat_user_tables"
+                   " WHERE schemaname = current_schema()"
+                   "   AND relname IN ('jobs', 'job_events')"
+                   "   AND n_dead_tup > " HOT_DEAD_TUPLES " AND n_dead_tup > n_live_tup",
+                   0, NULL, err, sizeof err);
     if (!res) {
         rd_log_warn("scheduler: reading dead tuples failed: %s", err);
         return;
     }
     int n = PQntuples(res);
-    PGresult *lock = n > 0 ? rd_db_exec(q->sched_db,
-                                        "SELECT pg_try_advisory_lock(" VACUUM_LOCK_SQL ")", 0,
-                                        NULL, err, sizeof err)
-                           : NULL;
+    PGresult *lock =
+        n > 0 ? rd_db_exec(q->sched_db, "SELECT pg_try_advisory_lock(" VACUUM_LOCK_SQL ")", 0, NULL,
+                           err, sizeof err)
+              : NULL;
     if (lock && strcmp(PQgetvalue(lock, 0, 0), "t") == 0) {
         for (int i = 0; i < n; i++) {
             /* The names come from the fixed list above, not from input. */
@@ -213,8 +214,8 @@ static void vacuum_hot(struct rd_queue *q)
             if (rd_db_run(q->sched_db, sql, 0, NULL, err, sizeof err) != 0)
                 rd_log_warn("scheduler: vacuuming the queue failed: %s", err);
         }
-        if (rd_db_run(q->sched_db, "SELECT pg_advisory_unlock(" VACUUM_LOCK_SQL ")", 0, NULL,
-                      err, sizeof err) != 0)
+        if (rd_db_run(q->sched_db, "SELECT pg_advisory_unlock(" VACUUM_LOCK_SQL ")", 0, NULL, err,
+                      sizeof err) != 0)
             rd_log_warn("scheduler: releasing the vacuum lock failed: %s", err);
     } else if (n > 0 && !lock) {
         rd_log_warn("scheduler: taking the vacuum lock failed: %s", err);

@@ -52,8 +52,7 @@ SSL_CTX *rd_tls_server_ctx(const char *cert_file, const char *key_file, char *er
         goto openssl_fail;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         openssl_reason(reason, sizeof(reason));
-        snprintf(err, errlen, "tls_cert: %s: not a usable PEM certificate (%s)", cert_file,
-                 reason);
+        snprintf(err, errlen, "tls_cert: %s: not a usable PEM certificate (%s)", cert_file, reason);
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {

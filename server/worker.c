@@ -46,17 +46,16 @@ int rd_job_event_body(struct rd_job_ctx *ctx, size_t i, char **body, int *event_
 {
     *body = NULL;
     if (i >= ctx->nevents) {
-        snprintf(ctx->err, sizeof ctx->err, "no event %zu in job %lld", i,
-                 (long long)ctx->job_id);
+        snprintf(ctx->err, sizeof ctx->err, "no event %zu in job %lld", i, (long long)ctx->job_id);
         return -1;
     }
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)ctx->events[i].id);
     const char *params[1] = {id};
     /* events.attempts counts finished attempts; this one is running. */
-    PGresult *res = rd_db_exec(ctx->db,
-                               "SELECT body, attempts + 1 FROM events WHERE id = $1::bigint", 1,
-                               params, ctx->err, sizeof ctx->err);
+    PGresult *res =
+        rd_db_exec(ctx->db, "SELECT body, attempts + 1 FROM events WHERE id = $1::bigint", 1,
+                   params, ctx->err, sizeof ctx->err);
     if (!res)
         return -1;
     int rc = -1;
@@ -131,11 +130,11 @@ static bool finish(struct rd_queue *q, PGconn *db, const struct rd_claimed_job *
         return true;
     } else {
         bool dead = ctx->permanent || job->attempts >= q->max_attempts;
-        double wait = dead ? 0.0 : rd_queue_backoff(job->attempts, q->retry_base,
-                                                     rd_queue_uniform());
+        double wait =
+            dead ? 0.0 : rd_queue_backoff(job->attempts, q->retry_base, rd_queue_uniform());
         if (!dead && ctx->retry_after > wait)
-            wait = ctx->retry_after < RD_QUEUE_BACKOFF_CAP ? ctx->retry_after
-                                                            : RD_QUEUE_BACKOFF_CAP;
+            wait =
+                ctx->retry_after < RD_QUEUE_BACKOFF_CAP ? ctx->retry_after : RD_QUEUE_BACKOFF_CAP;
         snprintf(delay, sizeof delay, "%.3f", wait);
         const char *params[6] = {id, q->instance, att, dead ? "dead" : "failed", delay, ctx->err};
         res = rd_queue_exec(db, "rd_job_fail", FAIL_SQL, 6, params, err, sizeof err);

@@ -35,8 +35,8 @@
  * by the nightly run. Honours policy.approver_reassignment and dry runs (no write,
  * no alert). -1 with err on an upstream or database failure.
  */
-int rd_approver_converge(struct rd_sync *s, const struct rd_personio_employee *e,
-                         const char *from, const char *to, struct rd_http_error *err)
+int rd_approver_converge(struct rd_sync *s, const struct rd_personio_employee *e, const char *from,
+                         const char *to, struct rd_http_error *err)
     __attribute__((warn_unused_result));
 
 /* rd_approver_converge over [today, today + RD_APPROVER_HORIZON_DAYS] in the connection's zone. */

@@ -17,9 +17,9 @@ struct rd_http_error;
  * write nothing, e.g. in dry runs that never write or in tools. All borrowed.
  */
 struct rd_audit_ctx {
-    PGconn *db;               /* blocking connection of the worker */
-    int64_t connection_id;    /* 0: stored as NULL */
-    const char *reason;       /* "event:123", "run:45", "operator" … */
+    PGconn *db;                 /* blocking connection of the worker */
+    int64_t connection_id;      /* 0: stored as NULL */
+    const char *reason;         /* "event:123", "run:45", "operator" … */
     struct json_object *before; /* optional: the state the caller read before writing */
 };
 
@@ -54,7 +54,8 @@ int rd_audit_ctx_record(const struct rd_audit_ctx *ctx, const char *system, cons
 int rd_audit_ctx_begin(const struct rd_audit_ctx *ctx, const char *system, const char *method,
                        const char *path, struct json_object *after, int64_t *id,
                        struct rd_http_error *err) __attribute__((warn_unused_result));
-/* Ends the row begun as id (0: nothing). -1 (logged) on a database error; the row stays "sending". */
+/* Ends the row begun as id (0: nothing). -1 (logged) on a database error; the row stays "sending".
+ */
 int rd_audit_ctx_end(const struct rd_audit_ctx *ctx, int64_t id, struct json_object *after,
                      const char *outcome, int http_status, const char *error);
 

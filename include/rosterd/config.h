@@ -11,21 +11,21 @@
 #include "rosterd/log.h"
 
 struct rd_config {
-    char *listen;           /* "0.0.0.0:8443" */
-    char *tls_cert;         /* required */
-    char *tls_key;          /* required */
-    char *admin_listen;     /* "127.0.0.1:9090" */
-    char *admin_token_file; /* NULL: /admin/ answers 403 */
-    char *database_url;     /* "postgresql:///rosterd" */
-    int workers;            /* 4, 1..256 */
-    int max_attempts;       /* 12, 1..100 */
-    int retry_base_seconds; /* 2, 1..3600 */
-    char *secret_key_file;  /* required */
+    char *listen;                   /* "0.0.0.0:8443" */
+    char *tls_cert;                 /* required */
+    char *tls_key;                  /* required */
+    char *admin_listen;             /* "127.0.0.1:9090" */
+    char *admin_token_file;         /* NULL: /admin/ answers 403 */
+    char *database_url;             /* "postgresql:///rosterd" */
+    int workers;                    /* 4, 1..256 */
+    int max_attempts;               /* 12, 1..100 */
+    int retry_base_seconds;         /* 2, 1..3600 */
+    char *secret_key_file;          /* required */
     char *secret_key_previous_file; /* NULL; a second key that only opens (key rotation) */
     char *smtp_url;
     char *smtp_from;
     char *ca_file;
-    long max_body_bytes;    /* 1048576, 1024..67108864 */
+    long max_body_bytes; /* 1048576, 1024..67108864 */
     enum rd_log_level log_level;
     enum rd_log_format log_format;
     int header_timeout_seconds; /* 10: whole request (headers and body) must arrive within this */
@@ -61,9 +61,9 @@ int rd_config_apply_env(struct rd_config *cfg, char *err, size_t errlen)
  * is opened, because rosterctl shares this path and needs no TLS files. Call
  * rd_config_require_daemon / rd_config_require_secret_key afterwards.
  * cfg must be all-zero or hold a config (e.g. from rd_config_defaults): its
- * strings are freed first. On success cfg owns new strings (free with rd_config_free). On failure cfg
- * is left all-zero (rd_config_free on it is harmless) and err holds
- * "PATH: cannot open: <strerror>", a parse message or "ROSTERD_KEY: …".
+ * strings are freed first. On success cfg owns new strings (free with rd_config_free). On failure
+ * cfg is left all-zero (rd_config_free on it is harmless) and err holds "PATH: cannot open:
+ * <strerror>", a parse message or "ROSTERD_KEY: …".
  */
 int rd_config_load(const char *path, struct rd_config *cfg, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -91,9 +91,9 @@ const char *rd_config_option_name(size_t i);
 
 /*
  * For SIGHUP: writes the names of keys that differ between old and cur but are
- * not reloadable (today every key: SIGHUP re-reads only the TLS files; e.g. listen, admin_listen, database_url, workers,
- * secret_key_file) into buf, comma-separated, and returns their count. 0 means
- * everything that changed can be applied live. buf may be NULL when buflen is 0.
+ * not reloadable (today every key: SIGHUP re-reads only the TLS files; e.g. listen, admin_listen,
+ * database_url, workers, secret_key_file) into buf, comma-separated, and returns their count. 0
+ * means everything that changed can be applied live. buf may be NULL when buflen is 0.
  */
 size_t rd_config_restart_keys(const struct rd_config *old, const struct rd_config *cur, char *buf,
                               size_t buflen);

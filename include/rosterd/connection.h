@@ -57,7 +57,8 @@ int rd_connection_apply(PGconn *conn, const uint8_t key[RD_SECRET_KEY_LEN], cons
                         const char *base_dir, bool *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Returns a new copy of doc with every secret value replaced by "********". Free with json_object_put. */
+/* Returns a new copy of doc with every secret value replaced by "********". Free with
+ * json_object_put. */
 struct json_object *rd_connection_masked(struct json_object *doc);
 
 /*

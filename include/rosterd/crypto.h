@@ -75,9 +75,8 @@ void rd_secret_key_clear_previous(void);
  * when previous_path is set (secret_key_previous_file), registers that key as a
  * previous one (after clearing any registered before). Messages name the path.
  */
-int rd_secret_keys_load(const char *path, const char *previous_path,
-                        uint8_t key[RD_SECRET_KEY_LEN], char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int rd_secret_keys_load(const char *path, const char *previous_path, uint8_t key[RD_SECRET_KEY_LEN],
+                        char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * AES-256-GCM with a random 96-bit nonce per value. Sealed format (version 2):

@@ -48,29 +48,29 @@ struct rd_job_event {
  * and may set retry_after (seconds) to wait longer than the backoff.
  */
 struct rd_job_ctx {
-    PGconn *db;                   /* the worker's connection; leave no transaction open */
-    const uint8_t *secret_key;    /* RD_SECRET_KEY_LEN bytes, for loading other connections */
+    PGconn *db;                /* the worker's connection; leave no transaction open */
+    const uint8_t *secret_key; /* RD_SECRET_KEY_LEN bytes, for loading other connections */
     int64_t job_id;
     const char *kind;
     const char *key;
-    int64_t connection_id;        /* 0 for jobs of no connection */
-    const char *connection_name;  /* NULL likewise */
-    const char *subject;          /* may be NULL */
-    int attempt;                  /* 1 on the first run */
-    struct json_object *payload;  /* the job's payload (scheduled jobs), may be NULL */
-    struct rd_connection *conn;   /* loaded when the handler sets needs_connection */
+    int64_t connection_id;       /* 0 for jobs of no connection */
+    const char *connection_name; /* NULL likewise */
+    const char *subject;         /* may be NULL */
+    int attempt;                 /* 1 on the first run */
+    struct json_object *payload; /* the job's payload (scheduled jobs), may be NULL */
+    struct rd_connection *conn;  /* loaded when the handler sets needs_connection */
     const struct rd_job_event *events;
     size_t nevents;
     const char *instance;
-    const atomic_bool *stopping;  /* set at shutdown: long handlers may finish early */
-    const char *ca_file;          /* rosterd.conf ca_file, smtp_url, smtp_from (or NULL) */
-    const char *smtp_url;         /* a secret (may carry credentials): never log it */
+    const atomic_bool *stopping; /* set at shutdown: long handlers may finish early */
+    const char *ca_file;         /* rosterd.conf ca_file, smtp_url, smtp_from (or NULL) */
+    const char *smtp_url;        /* a secret (may carry credentials): never log it */
     const char *smtp_from;
     /* results */
     char err[1024];
     bool permanent;
     double retry_after;
-    char note[256];               /* optional, stored on success (events.note, job note) */
+    char note[256]; /* optional, stored on success (events.note, job note) */
 };
 
 typedef int (*rd_handler_fn)(struct rd_job_ctx *ctx);
@@ -90,11 +90,12 @@ struct rd_capability {
 
 /* Capability tables, listed in handlers/registry.c. */
 extern const struct rd_capability rd_cap_noop;
-extern const struct rd_capability rd_cap_identity; /* identity.c: moco.user */
-extern const struct rd_capability rd_cap_person;   /* person.c: personio.person */
+extern const struct rd_capability rd_cap_identity;     /* identity.c: moco.user */
+extern const struct rd_capability rd_cap_person;       /* person.c: personio.person */
 extern const struct rd_capability rd_cap_deactivation; /* deactivation.c: lifecycle.deactivate */
-extern const struct rd_capability rd_cap_attendance; /* attendance.c: moco.presence, sweep.attendance */
-extern const struct rd_capability rd_cap_absence;    /* absence.c: personio.absence, sweep.absence */
+extern const struct rd_capability
+    rd_cap_attendance; /* attendance.c: moco.presence, sweep.attendance */
+extern const struct rd_capability rd_cap_absence;   /* absence.c: personio.absence, sweep.absence */
 extern const struct rd_capability rd_cap_reconcile; /* reconcile.c: reconcile (nightly) */
 
 /* The handler for kind, or NULL. Static data, thread-safe. */

@@ -33,8 +33,8 @@ struct rd_http_error {
 };
 
 /* Clears e and formats msg; sets permanent/http_status as given. */
-void rd_http_error_set(struct rd_http_error *e, bool permanent, int http_status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void rd_http_error_set(struct rd_http_error *e, bool permanent, int http_status, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
 
 /* Permanent per DESIGN §7: 4xx except 408, 409, 425 and 429. */
 bool rd_http_status_permanent(int status);
@@ -66,9 +66,9 @@ struct rd_http_share *rd_http_share_new(void);
 void rd_http_share_free(struct rd_http_share *s);
 
 struct rd_http_opts {
-    const char *ca_file;      /* NULL: system bundle (config ca_file) */
-    long connect_timeout_ms;  /* 0: 5000 */
-    long timeout_ms;          /* per attempt; 0: 30000 */
+    const char *ca_file;         /* NULL: system bundle (config ca_file) */
+    long connect_timeout_ms;     /* 0: 5000 */
+    long timeout_ms;             /* per attempt; 0: 30000 */
     struct rd_http_share *share; /* borrowed, may be NULL */
     /*
      * Borrowed, may be NULL: once it is set (shutdown), a transfer in progress is
@@ -105,12 +105,13 @@ struct rd_http_request {
     const char *log_path; /* what logs and errors may show; NULL: the URL's path without query */
     const char *const *headers; /* "Name: value" lines, borrowed */
     size_t nheaders;
-    const char *body;     /* NULL: no body */
+    const char *body; /* NULL: no body */
     size_t body_len;
-    double deadline;      /* rd_http_now() based; 0: now + 60 s */
-    bool idempotent;      /* may 5xx/timeouts be retried? (429 and connect failures always are) */
+    double deadline; /* rd_http_now() based; 0: now + 60 s */
+    bool idempotent; /* may 5xx/timeouts be retried? (429 and connect failures always are) */
     rd_http_errmsg_fn errmsg; /* NULL: first printable bytes of the body */
-    const char *const *secrets; /* scrubbed from msg if they ever appear; NULL-terminated, may be NULL */
+    const char *const
+        *secrets; /* scrubbed from msg if they ever appear; NULL-terminated, may be NULL */
     /*
      * For a request that is not idempotent: when an attempt ends without a clear
      * answer (5xx, 408, or a timeout or dropped connection after the request may

@@ -34,10 +34,10 @@ const char *rd_identity_last_day(const struct rd_personio_employee *e);
 
 /* How a person's platform account was resolved. */
 enum rd_link_state {
-    RD_LINK_NONE = 0,   /* no account on the platform (a hire to invite, or gone) */
-    RD_LINK_PINNED,     /* the pinned account, still there */
-    RD_LINK_NEW,        /* linked now by e-mail (a `linked` finding was recorded) */
-    RD_LINK_CONFLICT,   /* two or more candidates, or the only one belongs to someone else */
+    RD_LINK_NONE = 0, /* no account on the platform (a hire to invite, or gone) */
+    RD_LINK_PINNED,   /* the pinned account, still there */
+    RD_LINK_NEW,      /* linked now by e-mail (a `linked` finding was recorded) */
+    RD_LINK_CONFLICT, /* two or more candidates, or the only one belongs to someone else */
 };
 
 /*
@@ -61,8 +61,8 @@ int rd_identity_platform(struct rd_sync *s, const struct rd_personio_employee *e
  * Links e to its MOCO user the same way (by e-mail, then pinned to the MOCO id).
  * *moco_user_id is 0 when there is none or on a conflict (*state says which).
  */
-int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e,
-                     int64_t *moco_user_id, enum rd_link_state *state, struct rd_http_error *err)
+int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e, int64_t *moco_user_id,
+                     enum rd_link_state *state, struct rd_http_error *err)
     __attribute__((warn_unused_result));
 
 /*

@@ -26,7 +26,8 @@ bool rd_log_enabled(enum rd_log_level level);
 bool rd_log_parse_level(const char *s, enum rd_log_level *out);
 bool rd_log_parse_format(const char *s, enum rd_log_format *out);
 
-/* Registers a secret (copied) that must never appear in a log line. Strings under 4 bytes are ignored. */
+/* Registers a secret (copied) that must never appear in a log line. Strings under 4 bytes are
+ * ignored. */
 void rd_log_redact_add(const char *secret);
 void rd_log_redact_clear(void);
 

@@ -32,7 +32,8 @@ void rd_buf_append(struct rd_buf *b, const void *p, size_t n);
 void rd_buf_puts(struct rd_buf *b, const char *s);
 void rd_buf_putc(struct rd_buf *b, char c);
 void rd_buf_printf(struct rd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rd_buf_vprintf(struct rd_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void rd_buf_vprintf(struct rd_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal, quotes included. */
 void rd_buf_json_str(struct rd_buf *b, const char *s, size_t n);
 void rd_buf_reset(struct rd_buf *b);

@@ -9,7 +9,8 @@
 
 #include "rosterd/mem.h"
 
-/* rosterd_webhooks_total{connection,source,outcome}; outcome e.g. queued, duplicate, unauthorized. */
+/* rosterd_webhooks_total{connection,source,outcome}; outcome e.g. queued, duplicate, unauthorized.
+ */
 void rd_metrics_webhook(const char *connection, const char *source, const char *outcome);
 /* rosterd_ingest_seconds: receipt of a request to its answer. */
 void rd_metrics_ingest_observe(double seconds);

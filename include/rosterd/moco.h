@@ -27,9 +27,9 @@ struct rd_moco_user {
 
 struct rd_moco_presence {
     int64_t id;
-    char date[11];  /* YYYY-MM-DD */
-    char from[6];   /* HH:MM */
-    char to[6];     /* HH:MM or "" while open */
+    char date[11]; /* YYYY-MM-DD */
+    char from[6];  /* HH:MM */
+    char to[6];    /* HH:MM or "" while open */
     int64_t user_id;
 };
 
@@ -38,7 +38,7 @@ struct rd_moco_schedule {
     char date[11];
     bool am;
     bool pm;
-    char *comment;  /* owned in lists; borrowed when passed to create */
+    char *comment; /* owned in lists; borrowed when passed to create */
     int absence_code;
     int64_t user_id;
 };

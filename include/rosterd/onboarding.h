@@ -37,14 +37,14 @@ int rd_onboarding_converge(struct rd_sync *s, const struct rd_personio_employee 
 
 /* What an invitation did, for rosterctl's message (strings empty when not set). */
 struct rd_invite {
-    char refused[512];    /* non-empty: nothing was created, this says why (exit 1) */
+    char refused[512]; /* non-empty: nothing was created, this says why (exit 1) */
     char email[320];
     char name[256];
-    char scim_id[128];    /* the new platform account */
+    char scim_id[128]; /* the new platform account */
     char department[256];
-    char manager[320];    /* the manager's platform userName */
-    char team[256];       /* the platform group joined, "" when none */
-    char team_note[512];  /* why no group was joined, "" when one was */
+    char manager[320];   /* the manager's platform userName */
+    char team[256];      /* the platform group joined, "" when none */
+    char team_note[512]; /* why no group was joined, "" when one was */
 };
 
 /*

@@ -23,16 +23,16 @@ struct rd_personio_employee {
     char *email;
     char *first_name;
     char *last_name;
-    char *status;            /* onboarding, active, leave, inactive */
+    char *status; /* onboarding, active, leave, inactive */
     char *hire_date;
     char *termination_date;
     char *last_working_day;
-    int64_t supervisor_id;   /* 0: none */
+    int64_t supervisor_id; /* 0: none */
     int64_t team_id;
-    char *team;              /* team name or NULL */
+    char *team; /* team name or NULL */
     int64_t department_id;
     char *department;
-    char **cost_centers;     /* names */
+    char **cost_centers; /* names */
     size_t ncost_centers;
     /* working days from work_schedule: bit 0 Monday … bit 6 Sunday; 0 when Personio
      * gives no readable schedule (callers then assume Monday to Friday) */
@@ -46,9 +46,9 @@ struct rd_personio_employee_list {
 
 struct rd_personio_time_off {
     int64_t id;
-    char *id_v2;             /* NULL when absent */
+    char *id_v2; /* NULL when absent */
     int64_t employee_id;
-    char *status;            /* approved, pending, rejected, … */
+    char *status; /* approved, pending, rejected, … */
     char *start_date;
     char *end_date;
     bool half_day_start;
@@ -63,13 +63,13 @@ struct rd_personio_time_off_list {
 };
 
 struct rd_personio_attendance {
-    int64_t id;              /* 0 for a new one */
+    int64_t id; /* 0 for a new one */
     int64_t employee_id;
-    char date[11];           /* YYYY-MM-DD */
-    char start_time[6];      /* hh:mm */
-    char end_time[6];        /* hh:mm or "" (open) */
+    char date[11];      /* YYYY-MM-DD */
+    char start_time[6]; /* hh:mm */
+    char end_time[6];   /* hh:mm or "" (open) */
     int break_minutes;
-    char *comment;           /* owned by the list; borrowed when passed in */
+    char *comment; /* owned by the list; borrowed when passed in */
     char *status;
 };
 
@@ -127,8 +127,8 @@ int rd_personio_get_employee(struct rd_personio *p, int64_t id, double deadline,
  * employee when employee_id > 0. Pages by page number from 1 and drops
  * duplicate ids. Free out with rd_personio_time_off_list_free.
  */
-int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
-                               const char *end_date, int64_t employee_id, double deadline,
+int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date, const char *end_date,
+                               int64_t employee_id, double deadline,
                                struct rd_personio_time_off_list *out, struct rd_http_error *err)
     __attribute__((warn_unused_result));
 
@@ -143,8 +143,8 @@ int rd_personio_list_time_offs_since(struct rd_personio *p, const char *updated_
 /* Attendances of [start_date, end_date] (required), of one employee when employee_id > 0. */
 int rd_personio_list_attendances(struct rd_personio *p, const char *start_date,
                                  const char *end_date, int64_t employee_id, double deadline,
-                                 struct rd_personio_attendance_list *out,
-                                 struct rd_http_error *err) __attribute__((warn_unused_result));
+                                 struct rd_personio_attendance_list *out, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 
 /*
  * Creates one attendance (one per request: multi-row atomicity is unknown).

@@ -16,9 +16,9 @@
 struct rd_config;
 struct rd_queue;
 
-#define RD_QUEUE_LEASE_SECONDS 15     /* a claimed job's lease */
-#define RD_QUEUE_HEARTBEAT_SECONDS 5  /* how often held leases are renewed */
-#define RD_QUEUE_POLL_MS 1000         /* idle check for work other instances queued */
+#define RD_QUEUE_LEASE_SECONDS 15    /* a claimed job's lease */
+#define RD_QUEUE_HEARTBEAT_SECONDS 5 /* how often held leases are renewed */
+#define RD_QUEUE_POLL_MS 1000        /* idle check for work other instances queued */
 /*
  * Jobs claimed per worker at most (running plus waiting in the local FIFO). A
  * claim costs about the same for 1 job as for 16, so claiming ahead is what lets
@@ -26,7 +26,7 @@ struct rd_queue;
  * their lease and go back unstarted on shutdown.
  */
 #define RD_QUEUE_PREFETCH 8
-#define RD_QUEUE_BACKOFF_CAP 21600.0  /* no retry waits longer than 6 h */
+#define RD_QUEUE_BACKOFF_CAP 21600.0 /* no retry waits longer than 6 h */
 
 /*
  * Connects cfg->workers + 3 blocking connections (cfg->database_url) and starts
@@ -52,8 +52,14 @@ void rd_queue_wake(struct rd_queue *q);
 void rd_queue_stop(struct rd_queue *q);
 
 /* Indexes of rd_queue_count_states' counts, which are also rosterd_jobs{state}. */
-enum { RD_JOBS_PENDING = 0, RD_JOBS_SCHEDULED, RD_JOBS_RUNNING, RD_JOBS_FAILED, RD_JOBS_DEAD,
-       RD_JOBS_NSTATES };
+enum {
+    RD_JOBS_PENDING = 0,
+    RD_JOBS_SCHEDULED,
+    RD_JOBS_RUNNING,
+    RD_JOBS_FAILED,
+    RD_JOBS_DEAD,
+    RD_JOBS_NSTATES
+};
 
 /* "pending", "scheduled", "running", "failed", "dead"; NULL out of range. Static. */
 const char *rd_queue_state_name(int state);
@@ -81,13 +87,13 @@ bool rd_queue_http_permanent(long status);
  * created once and later calls move it (run_at, payload) unless it is running.
  */
 struct rd_job_spec {
-    const char *kind;          /* handler kind, required */
-    const char *key;           /* per-key order; NULL: rd_queue_key(connection, "job", unique_key) */
-    int64_t connection_id;     /* 0: none */
-    const char *subject;       /* may be NULL */
-    const char *run_at;        /* timestamptz text (ISO 8601); NULL: now */
-    const char *unique_key;    /* may be NULL: always a new job */
-    const char *payload_json;  /* JSON text or NULL */
+    const char *kind;         /* handler kind, required */
+    const char *key;          /* per-key order; NULL: rd_queue_key(connection, "job", unique_key) */
+    int64_t connection_id;    /* 0: none */
+    const char *subject;      /* may be NULL */
+    const char *run_at;       /* timestamptz text (ISO 8601); NULL: now */
+    const char *unique_key;   /* may be NULL: always a new job */
+    const char *payload_json; /* JSON text or NULL */
 };
 
 /* Creates or moves the job; *job_id is 0 when a running job kept its time. Borrows all. */

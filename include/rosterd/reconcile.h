@@ -31,24 +31,26 @@
 
 struct rd_connection;
 
-#define RD_RECONCILE_LEASE_SECONDS 15     /* a run's lease (as a job's) */
-#define RD_RECONCILE_HEARTBEAT_SECONDS 5  /* how often the lease is renewed */
-#define RD_RECONCILE_MAX_SECONDS 3600.0   /* a run's upstream deadline */
-#define RD_RECONCILE_DAYS_BACK 30         /* pull window: presences, schedules, time-offs */
+#define RD_RECONCILE_LEASE_SECONDS 15    /* a run's lease (as a job's) */
+#define RD_RECONCILE_HEARTBEAT_SECONDS 5 /* how often the lease is renewed */
+#define RD_RECONCILE_MAX_SECONDS 3600.0  /* a run's upstream deadline */
+#define RD_RECONCILE_DAYS_BACK 30        /* pull window: presences, schedules, time-offs */
 #define RD_RECONCILE_DAYS_AHEAD 90
-#define RD_RECONCILE_SHRINK_PERCENT 80    /* breaker: fewer employees than this % of the last good run */
-#define RD_RECONCILE_LINKED_PERCENT 10    /* breaker: deactivating more than this % of linked users */
-#define RD_RECONCILE_MAX_DEACTIVATIONS 5  /* breaker: policy.max_deactivations_per_run default */
-#define RD_RECONCILE_STALE_HOURS 24       /* policy.stale_webhook_hours default */
+/* breaker: fewer employees than this % of the last good run */
+#define RD_RECONCILE_SHRINK_PERCENT 80
+/* breaker: deactivating more than this % of linked users */
+#define RD_RECONCILE_LINKED_PERCENT 10
+#define RD_RECONCILE_MAX_DEACTIVATIONS 5 /* breaker: policy.max_deactivations_per_run default */
+#define RD_RECONCILE_STALE_HOURS 24      /* policy.stale_webhook_hours default */
 
 struct rd_reconcile_opts {
-    bool dry_run;                 /* findings and planned actions, no upstream write */
-    const char *trigger;          /* "schedule" (a job) or "operator" (rosterctl) */
-    int64_t job_id;               /* the job running it, 0: none */
-    const char *owner;            /* names this process in the lease, e.g. "host:1234" */
-    struct rd_sync_opts sync;     /* ca_file, smtp_* (borrowed) */
-    const atomic_bool *stopping;  /* shutdown requested (may be NULL) */
-    double max_seconds;           /* 0: RD_RECONCILE_MAX_SECONDS */
+    bool dry_run;                /* findings and planned actions, no upstream write */
+    const char *trigger;         /* "schedule" (a job) or "operator" (rosterctl) */
+    int64_t job_id;              /* the job running it, 0: none */
+    const char *owner;           /* names this process in the lease, e.g. "host:1234" */
+    struct rd_sync_opts sync;    /* ca_file, smtp_* (borrowed) */
+    const atomic_bool *stopping; /* shutdown requested (may be NULL) */
+    double max_seconds;          /* 0: RD_RECONCILE_MAX_SECONDS */
 };
 
 enum rd_reconcile_rc {
@@ -58,11 +60,11 @@ enum rd_reconcile_rc {
 };
 
 struct rd_reconcile_outcome {
-    int64_t run_id;       /* 0 when no run was started */
-    char status[8];       /* "done", "held" or "failed" */
-    bool permanent;       /* failed for a reason no retry can fix (bad credentials …) */
-    int retry_after;      /* BUSY: seconds until trying again makes sense */
-    char message[512];    /* why it failed or is busy; no secrets */
+    int64_t run_id;    /* 0 when no run was started */
+    char status[8];    /* "done", "held" or "failed" */
+    bool permanent;    /* failed for a reason no retry can fix (bad credentials …) */
+    int retry_after;   /* BUSY: seconds until trying again makes sense */
+    char message[512]; /* why it failed or is busy; no secrets */
 };
 
 /*
@@ -85,8 +87,8 @@ int rd_reconcile_approve(PGconn *db, const struct rd_connection *conn, int64_t r
                          struct rd_reconcile_outcome *out);
 
 /* The connection name of run run_id into name; 0, or -1 with err (unknown run …). */
-int rd_reconcile_run_connection(PGconn *db, int64_t run_id, char *name, size_t namelen,
-                                char *err, size_t errlen) __attribute__((warn_unused_result));
+int rd_reconcile_run_connection(PGconn *db, int64_t run_id, char *name, size_t namelen, char *err,
+                                size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Marks running runs whose lease lapsed as failed (of one connection, or all when

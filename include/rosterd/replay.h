@@ -55,7 +55,7 @@ struct rd_jobs_filter {
  * {"id", "kind", "key", "state", "run_at" (ISO 8601 UTC), "attempts", "last_error",
  *  "connection", "note"}.
  */
-int rd_jobs_list(PGconn *db, const struct rd_jobs_filter *f, struct json_object **result,
-                 char *err, size_t errlen) __attribute__((warn_unused_result));
+int rd_jobs_list(PGconn *db, const struct rd_jobs_filter *f, struct json_object **result, char *err,
+                 size_t errlen) __attribute__((warn_unused_result));
 
 #endif

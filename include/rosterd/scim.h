@@ -18,11 +18,11 @@ struct rd_scim_user {
     char *user_name;
     bool active;
     char *external_id;
-    char *manager_id;   /* enterprise manager.value or NULL */
-    char *department;   /* enterprise department or NULL */
-    char *given_name;   /* name.givenName or NULL */
-    char *family_name;  /* name.familyName or NULL */
-    char **emails;      /* emails[].value */
+    char *manager_id;  /* enterprise manager.value or NULL */
+    char *department;  /* enterprise department or NULL */
+    char *given_name;  /* name.givenName or NULL */
+    char *family_name; /* name.familyName or NULL */
+    char **emails;     /* emails[].value */
     size_t nemails;
 };
 
@@ -34,13 +34,13 @@ struct rd_scim_user_list {
 struct rd_scim_group {
     char *id;
     char *display_name;
-    char **members;     /* member user ids */
+    char **members; /* member user ids */
     size_t nmembers;
 };
 
 /* What an invitation sends; all borrowed, NULL fields are left out. */
 struct rd_scim_new_user {
-    const char *user_name;   /* the e-mail address */
+    const char *user_name; /* the e-mail address */
     const char *given_name;
     const char *family_name;
     const char *external_id; /* Personio id */
@@ -91,7 +91,8 @@ void rd_scim_user_copy(struct rd_scim_user *out, const struct rd_scim_user *u);
 int rd_scim_list_users(struct rd_scim *s, double deadline, struct rd_scim_user_list *out,
                        struct rd_http_error *err) __attribute__((warn_unused_result));
 
-/* POST /Users. out gets the created user (clear it). 409 uniqueness is a transient-class error (DESIGN §7). */
+/* POST /Users. out gets the created user (clear it). 409 uniqueness is a transient-class error
+ * (DESIGN §7). */
 int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
                         const struct rd_audit_ctx *audit, double deadline, struct rd_scim_user *out,
                         struct rd_http_error *err) __attribute__((warn_unused_result));
@@ -148,9 +149,9 @@ void rd_scim_error_message(const char *body, size_t len, char *out, size_t outle
 
 struct rd_delegation {
     char *id;
-    char *approver;     /* as the platform returns it (user name / e-mail) */
+    char *approver; /* as the platform returns it (user name / e-mail) */
     char *delegate;
-    char *starts_at;    /* ISO 8601 */
+    char *starts_at; /* ISO 8601 */
     char *ends_at;
     char *reason;
     char *external_id;

@@ -45,41 +45,41 @@ struct rd_sync_opts {
 
 /* One finding (DESIGN.md §7); strings owned by the context. */
 struct rd_finding {
-    const char *kind;   /* one of DESIGN.md §7's kinds (static string) */
-    char *email;        /* may be NULL */
-    char *detail;       /* plain language, for the report */
-    char *action;       /* what rosterd did or would do, NULL: nothing to do */
-    char *result;       /* see RD_RESULT_* */
+    const char *kind; /* one of DESIGN.md §7's kinds (static string) */
+    char *email;      /* may be NULL */
+    char *detail;     /* plain language, for the report */
+    char *action;     /* what rosterd did or would do, NULL: nothing to do */
+    char *result;     /* see RD_RESULT_* */
 };
 
 /* Conventional finding results. */
-#define RD_RESULT_DONE "done"        /* the action was carried out */
-#define RD_RESULT_PLANNED "planned"  /* dry run: the action would be carried out */
-#define RD_RESULT_HELD "held"        /* circuit breaker: waits for an operator */
-#define RD_RESULT_SKIPPED "skipped"  /* policy or protection kept rosterd from acting */
-#define RD_RESULT_FAILED "failed"    /* the action was tried and failed */
-#define RD_RESULT_NONE "none"        /* reported only: a person has to act */
+#define RD_RESULT_DONE "done"       /* the action was carried out */
+#define RD_RESULT_PLANNED "planned" /* dry run: the action would be carried out */
+#define RD_RESULT_HELD "held"       /* circuit breaker: waits for an operator */
+#define RD_RESULT_SKIPPED "skipped" /* policy or protection kept rosterd from acting */
+#define RD_RESULT_FAILED "failed"   /* the action was tried and failed */
+#define RD_RESULT_NONE "none"       /* reported only: a person has to act */
 
 struct rd_sync {
-    PGconn *db;                    /* borrowed: blocking, outside a transaction between calls */
+    PGconn *db;                       /* borrowed: blocking, outside a transaction between calls */
     const struct rd_connection *conn; /* borrowed */
     int64_t connection_id;
     const char *connection_name;
     struct rd_sync_opts opts;
-    char reason[48];               /* "event:123", "job:45", "run:7": audit and alerts */
-    int64_t event_id;              /* first event of the job, 0 for runs */
-    int64_t job_id;                /* 0 for runs */
-    int64_t run_id;                /* reconciliation run, 0 for handlers */
-    bool dry_run;                  /* no upstream write, no alert; findings say "planned" */
-    bool hold_destructive;         /* circuit breaker tripped: deactivations are held */
-    double deadline;               /* rd_http_now() based; every upstream call honours it */
-    const atomic_bool *stopping;   /* shutdown requested (may be NULL) */
+    char reason[48];             /* "event:123", "job:45", "run:7": audit and alerts */
+    int64_t event_id;            /* first event of the job, 0 for runs */
+    int64_t job_id;              /* 0 for runs */
+    int64_t run_id;              /* reconciliation run, 0 for handlers */
+    bool dry_run;                /* no upstream write, no alert; findings say "planned" */
+    bool hold_destructive;       /* circuit breaker tripped: deactivations are held */
+    double deadline;             /* rd_http_now() based; every upstream call honours it */
+    const atomic_bool *stopping; /* shutdown requested (may be NULL) */
 
-    struct rd_http_client *http;   /* owned */
-    struct rd_personio *personio;  /* owned, created on first use */
+    struct rd_http_client *http;  /* owned */
+    struct rd_personio *personio; /* owned, created on first use */
     struct rd_moco *moco;
     struct rd_scim *scim;
-    struct rd_audit_ctx audit;     /* reason = this->reason; db NULL in dry runs */
+    struct rd_audit_ctx audit; /* reason = this->reason; db NULL in dry runs */
 
     /* findings of this context, in order; flushed to the findings table */
     struct rd_finding *findings;
@@ -140,7 +140,8 @@ void rd_sync_findings_clear(struct rd_sync *s);
  */
 void rd_sync_close(struct rd_sync *s);
 
-/* Clients of the connection, created on first use, owned by the context. NULL with err when the connection lacks that section. */
+/* Clients of the connection, created on first use, owned by the context. NULL with err when the
+ * connection lacks that section. */
 struct rd_personio *rd_sync_personio(struct rd_sync *s, struct rd_http_error *err);
 struct rd_moco *rd_sync_moco(struct rd_sync *s, struct rd_http_error *err);
 struct rd_scim *rd_sync_scim(struct rd_sync *s, struct rd_http_error *err);

@@ -31,14 +31,14 @@
  * sorted by date and start. *view borrows the cache (do not free it); it stays
  * valid until rd_sync_close.
  */
-int rd_timesync_presences(struct rd_sync *s, int64_t moco_user_id, const char *from,
-                          const char *to, struct rd_moco_presence_list *view,
-                          struct rd_http_error *err) __attribute__((warn_unused_result));
+int rd_timesync_presences(struct rd_sync *s, int64_t moco_user_id, const char *from, const char *to,
+                          struct rd_moco_presence_list *view, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 
 /* Schedules (absences) of MOCO user moco_user_id on [from, to], by date; as above. */
-int rd_timesync_schedules(struct rd_sync *s, int64_t moco_user_id, const char *from,
-                          const char *to, struct rd_moco_schedule_list *view,
-                          struct rd_http_error *err) __attribute__((warn_unused_result));
+int rd_timesync_schedules(struct rd_sync *s, int64_t moco_user_id, const char *from, const char *to,
+                          struct rd_moco_schedule_list *view, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 
 /* Personio attendances (pending ones included) of employee_id on [from, to]; as above. */
 int rd_timesync_attendances(struct rd_sync *s, int64_t employee_id, const char *from,
@@ -113,8 +113,8 @@ void rd_timesync_bulk(struct rd_sync *s);
  * is none (or Personio no longer knows them).
  */
 int rd_timesync_employee_for_moco(struct rd_sync *s, int64_t moco_user_id,
-                                  const struct rd_personio_employee **e,
-                                  struct rd_http_error *err) __attribute__((warn_unused_result));
+                                  const struct rd_personio_employee **e, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 
 /*
  * Remembers e in the people mirror and links its MOCO user (identity.h);

@@ -43,7 +43,8 @@ enum rd_sw_result rd_verify_standard(const char *id, const char *timestamp, cons
                                      size_t nsecrets, int64_t now, int64_t tolerance);
 const char *rd_sw_result_str(enum rd_sw_result r);
 
-/* Builds the "v1,<base64>" signature for a message (used by tests and the sandbox tools). -1 on a bad secret. */
+/* Builds the "v1,<base64>" signature for a message (used by tests and the sandbox tools). -1 on a
+ * bad secret. */
 int rd_sign_standard(const char *id, const char *timestamp, const void *body, size_t len,
                      const char *secret, char **out) __attribute__((warn_unused_result));
 

@@ -263,8 +263,9 @@ void rd_cli_table_free(struct rd_cli_table *t)
 
 void rd_cli_json_print(struct json_object *v, bool pretty, FILE *out)
 {
-    int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
-                (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN);
+    int flags =
+        JSON_C_TO_STRING_NOSLASHESCAPE |
+        (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN);
     fputs(json_object_to_json_string_ext(v, flags), out);
     fputc('\n', out);
 }

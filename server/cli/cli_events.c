@@ -21,9 +21,12 @@ static int parse_filters(struct rd_cli *cli, int argc, char **argv, struct rd_ev
     size_t npos = 0;
     const char *connection = NULL, *source = NULL, *status = NULL, *since = NULL, *lim = NULL;
     const struct rd_cli_opt opts[] = {
-        {"--connection", &connection, NULL}, {"--source", &source, NULL},
-        {"--status", &status, NULL},         {"--since", &since, NULL},
-        {"--limit", &lim, NULL},             {"--json", NULL, json},
+        {"--connection", &connection, NULL},
+        {"--source", &source, NULL},
+        {"--status", &status, NULL},
+        {"--since", &since, NULL},
+        {"--limit", &lim, NULL},
+        {"--json", NULL, json},
     };
     /* count takes neither --limit nor --json. */
     size_t nopts = limit ? 6 : 4;
@@ -120,9 +123,9 @@ int rd_cli_events_count(struct rd_cli *cli, int argc, char **argv)
 /* The human-readable form: fields, then headers and body as JSON, then the attempts. */
 static void print_event_text(struct json_object *ev)
 {
-    static const char *const fields[] = {"id",     "connection", "source",      "event_type",
-                                         "subject", "auth",      "status",      "attempts",
-                                         "received_at", "updated_at", "last_error", "note", NULL};
+    static const char *const fields[] = {
+        "id",       "connection",  "source",     "event_type", "subject", "auth", "status",
+        "attempts", "received_at", "updated_at", "last_error", "note",    NULL};
     for (size_t i = 0; fields[i]; i++) {
         struct json_object *v = NULL;
         json_object_object_get_ex(ev, fields[i], &v);

@@ -33,8 +33,8 @@ struct rd_cli;
 typedef int (*rd_cli_handler)(struct rd_cli *cli, int argc, char **argv);
 
 struct rd_cli_command {
-    const char *group;   /* "events" */
-    const char *verb;    /* "list"; NULL for a one-word command such as "migrate" */
+    const char *group; /* "events" */
+    const char *verb;  /* "list"; NULL for a one-word command such as "migrate" */
     rd_cli_handler run;
     const char *usage;   /* full usage text, starting "usage: rosterctl …", ending in "\n" */
     const char *summary; /* one line for the command overview */
@@ -77,9 +77,9 @@ void rd_cli_close(struct rd_cli *cli);
  * On a usage problem returns -1 with a message in err (caller: usage error).
  */
 struct rd_cli_opt {
-    const char *name;    /* "--connection" */
-    const char **value;  /* set for options taking a value, else NULL */
-    bool *flag;          /* set for flags, else NULL */
+    const char *name;   /* "--connection" */
+    const char **value; /* set for options taking a value, else NULL */
+    bool *flag;         /* set for flags, else NULL */
 };
 
 int rd_cli_parse(int argc, char **argv, const struct rd_cli_opt *opts, size_t nopts,

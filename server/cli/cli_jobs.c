@@ -43,7 +43,8 @@ static int print_replay(struct json_object *r, bool json)
     size_t n = json_object_array_length(ev);
     printf("%s %zu event%s", dry ? "would replay" : "replayed", n, n == 1 ? "" : "s");
     for (size_t i = 0; i < n; i++)
-        printf("%s%lld", i ? " " : ": ", (long long)json_object_get_int64(json_object_array_get_idx(ev, i)));
+        printf("%s%lld", i ? " " : ": ",
+               (long long)json_object_get_int64(json_object_array_get_idx(ev, i)));
     printf("\n");
     int rc = RD_CLI_OK;
     for (size_t i = 0; i < json_object_array_length(sk); i++) {
@@ -137,8 +138,10 @@ int rd_cli_jobs_list(struct rd_cli *cli, int argc, char **argv)
     size_t npos = 0;
     char err[512];
     const struct rd_cli_opt opts[] = {
-        {"--kind", &f.kind, NULL},       {"--state", &f.state, NULL},
-        {"--connection", &f.connection, NULL}, {"--limit", &limit, NULL},
+        {"--kind", &f.kind, NULL},
+        {"--state", &f.state, NULL},
+        {"--connection", &f.connection, NULL},
+        {"--limit", &limit, NULL},
         {"--json", NULL, &json},
     };
     if (rd_cli_parse(argc, argv, opts, 5, NULL, 0, &npos, err, sizeof err) != 0)

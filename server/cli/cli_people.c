@@ -46,35 +46,37 @@ const char rd_cli_usage_deactivations_upcoming[] =
     "Lists the scheduled last-day deactivations in time order: e-mail, name, last day,\n"
     "when the platform account is deactivated in UTC and in the connection's time zone\n"
     "(the end of the last day plus deactivation_delay_days), and the state: scheduled,\n"
-    "due, running, retrying or dead (see `rosterctl jobs list --kind "
-    RD_DEACTIVATION_KIND "`).\n";
+    "due, running, retrying or dead (see `rosterctl jobs list --kind " RD_DEACTIVATION_KIND "`).\n";
 
 static const char hires_sql[] =
     "SELECT c.name, p.email,"
     " nullif(btrim(coalesce(p.first_name, '') || ' ' || coalesce(p.last_name, '')), ''),"
     " p.team, c.config -> 'team_map' ->> p.team, p.hire_date::text, h.status, p.department,"
-    " p.personio_id, " RD_CLI_SQL_ISO("h.alerted_at") ", " RD_CLI_SQL_ISO("h.invited_at") ","
-    " h.scim_id"
-    " FROM hires h JOIN people p USING (connection_id, personio_id)"
-    " JOIN connections c ON c.id = h.connection_id"
-    " WHERE $1::text IS NULL OR c.name = $1"
-    " ORDER BY c.name, p.hire_date NULLS LAST, p.email";
+    " p.personio_id, " RD_CLI_SQL_ISO("h.alerted_at") ", " RD_CLI_SQL_ISO(
+        "h.invited_at") ","
+                        " h.scim_id"
+                        " FROM hires h JOIN people p USING (connection_id, personio_id)"
+                        " JOIN connections c ON c.id = h.connection_id"
+                        " WHERE $1::text IS NULL OR c.name = $1"
+                        " ORDER BY c.name, p.hire_date NULLS LAST, p.email";
 
 static const char upcoming_sql[] =
     "SELECT c.name, coalesce(p.email, j.payload ->> 'email'),"
     " coalesce(nullif(btrim(coalesce(p.first_name, '') || ' ' || coalesce(p.last_name, '')), ''),"
     "  j.payload ->> 'name'),"
-    " j.payload ->> 'last_day', " RD_CLI_SQL_ISO("j.run_at") ", rd_local_iso(j.run_at, c.timezone),"
-    " c.timezone,"
-    " CASE WHEN j.state = 'pending' AND j.run_at > now() THEN 'scheduled'"
-    "  WHEN j.state = 'pending' THEN 'due' WHEN j.state = 'failed' THEN 'retrying'"
-    "  ELSE j.state END,"
-    " j.subject, j.id, j.last_error"
-    " FROM jobs j JOIN connections c ON c.id = j.connection_id"
-    " LEFT JOIN people p ON p.connection_id = j.connection_id"
-    "  AND p.personio_id::text = j.subject"
-    " WHERE j.kind = '" RD_DEACTIVATION_KIND "' AND ($1::text IS NULL OR c.name = $1)"
-    " ORDER BY j.run_at, j.id";
+    " j.payload ->> 'last_day', " RD_CLI_SQL_ISO(
+        "j.run_at") ", rd_local_iso(j.run_at, c.timezone),"
+                    " c.timezone,"
+                    " CASE WHEN j.state = 'pending' AND j.run_at > now() THEN 'scheduled'"
+                    "  WHEN j.state = 'pending' THEN 'due' WHEN j.state = 'failed' THEN 'retrying'"
+                    "  ELSE j.state END,"
+                    " j.subject, j.id, j.last_error"
+                    " FROM jobs j JOIN connections c ON c.id = j.connection_id"
+                    " LEFT JOIN people p ON p.connection_id = j.connection_id"
+                    "  AND p.personio_id::text = j.subject"
+                    " WHERE j.kind = '" RD_DEACTIVATION_KIND
+                    "' AND ($1::text IS NULL OR c.name = $1)"
+                    " ORDER BY j.run_at, j.id";
 
 /* Column c of every row as JSON: text, or an integer for the ones in ints. */
 static struct json_object *rows_json(const PGresult *res, const char *const *names, size_t n,
@@ -84,8 +86,9 @@ static struct json_object *rows_json(const PGresult *res, const char *const *nam
     for (int r = 0; r < PQntuples(res); r++) {
         struct json_object *o = json_object_new_object();
         for (size_t c = 0; c < n; c++)
-            json_object_object_add(o, names[c], ints[c] ? rd_cli_json_int(res, r, (int)c)
-                                                        : rd_cli_json_text(res, r, (int)c));
+            json_object_object_add(o, names[c],
+                                   ints[c] ? rd_cli_json_int(res, r, (int)c)
+                                           : rd_cli_json_text(res, r, (int)c));
         json_object_array_add(arr, o);
     }
     return arr;
@@ -145,11 +148,11 @@ static void print_listing(const PGresult *res, bool json, const char *const *nam
 
 int rd_cli_hires_list(struct rd_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"connection", "email",      "name",        "hr_team",
-                                        "platform_team", "start_date", "status",   "department",
-                                        "personio_id", "alerted_at", "invited_at", "scim_id"};
+    static const char *const names[] = {"connection",    "email",      "name",       "hr_team",
+                                        "platform_team", "start_date", "status",     "department",
+                                        "personio_id",   "alerted_at", "invited_at", "scim_id"};
     static const bool ints[12] = {[8] = true};
-    static const char *const hdr[] = {"CONNECTION", "EMAIL",      "NAME",  "HR_TEAM",
+    static const char *const hdr[] = {"CONNECTION",    "EMAIL",      "NAME",  "HR_TEAM",
                                       "PLATFORM_TEAM", "START_DATE", "STATUS"};
     PGresult *res = NULL;
     bool json = false;
@@ -164,13 +167,12 @@ int rd_cli_hires_list(struct rd_cli *cli, int argc, char **argv)
 
 int rd_cli_deactivations_upcoming(struct rd_cli *cli, int argc, char **argv)
 {
-    static const char *const names[] = {"connection", "email",    "name",   "last_day",
-                                        "deactivate_at", "deactivate_at_local", "timezone",
-                                        "state",      "personio_id", "job_id", "last_error"};
+    static const char *const names[] = {
+        "connection", "email", "name",        "last_day", "deactivate_at", "deactivate_at_local",
+        "timezone",   "state", "personio_id", "job_id",   "last_error"};
     static const bool ints[11] = {[8] = true, [9] = true};
-    static const char *const hdr[] = {"CONNECTION", "EMAIL",          "NAME",
-                                      "LAST_DAY",   "DEACTIVATE_AT (UTC)", "LOCAL",
-                                      "TIME_ZONE",  "STATE"};
+    static const char *const hdr[] = {"CONNECTION",          "EMAIL", "NAME",      "LAST_DAY",
+                                      "DEACTIVATE_AT (UTC)", "LOCAL", "TIME_ZONE", "STATE"};
     PGresult *res = NULL;
     bool json = false;
     int rc = listing(cli, argc, argv, upcoming_sql, &res, &json);
@@ -203,8 +205,9 @@ static void print_invite(const struct rd_invite *inv, bool json)
     }
     printf("invited %s (%s): platform account %s\n", inv->email, inv->name, inv->scim_id);
     printf("  department: %s\n", inv->department[0] ? inv->department : "(none in Personio)");
-    printf("  manager:    %s\n", inv->manager[0] ? inv->manager : "(none: no supervisor with a"
-                                                                " platform account)");
+    printf("  manager:    %s\n", inv->manager[0] ? inv->manager
+                                                 : "(none: no supervisor with a"
+                                                   " platform account)");
     printf("  team:       %s\n", inv->team[0] ? inv->team : inv->team_note);
 }
 
@@ -228,8 +231,8 @@ static int invite(struct rd_cli *cli, const char *name, const char *email, struc
     /* rosterctl prints what happened itself; the findings' info lines are for the daemon */
     rd_log_setup(cli->cfg.log_level == RD_LOG_DEBUG ? RD_LOG_DEBUG : RD_LOG_WARN, RD_LOG_TEXT);
     struct rd_sync_opts opts = {.ca_file = cli->cfg.ca_file};
-    struct rd_sync *s = rd_sync_open_run(db, conn, 0, false, &opts,
-                                         rd_http_now() + INVITE_DEADLINE_SECONDS);
+    struct rd_sync *s =
+        rd_sync_open_run(db, conn, 0, false, &opts, rd_http_now() + INVITE_DEADLINE_SECONDS);
     /* an operator's action, not a run: the audit trail says who asked */
     snprintf(s->reason, sizeof(s->reason), "operator:hires invite");
     struct rd_http_error herr = {0};

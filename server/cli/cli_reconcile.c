@@ -236,7 +236,7 @@ int rd_cli_reconcile_run(struct rd_cli *cli, int argc, char **argv)
     size_t npos = 0;
     char err[512], owner[160];
     const struct rd_cli_opt opts[] = {
-        {"--connection", &name, NULL}, {"--dry-run", NULL, &dry},  {"--format", &format, NULL},
+        {"--connection", &name, NULL}, {"--dry-run", NULL, &dry}, {"--format", &format, NULL},
         {"-o", &path, NULL},           {"--output", &path, NULL},
     };
     if (rd_cli_parse(argc, argv, opts, 5, NULL, 0, &npos, err, sizeof err) != 0)

@@ -52,8 +52,8 @@ static const struct sealed_column sealed_columns[] = {
 #define NSEALED (sizeof sealed_columns / sizeof sealed_columns[0])
 
 /* SELECT id::text, <aad>, <sealed> FROM <table> ORDER BY id [FOR UPDATE], binary results. */
-static PGresult *select_sealed(PGconn *db, const struct sealed_column *sc, bool lock,
-                               char *err, size_t errlen)
+static PGresult *select_sealed(PGconn *db, const struct sealed_column *sc, bool lock, char *err,
+                               size_t errlen)
 {
     char *sql = rd_asprintf("SELECT id::text, %s, %s FROM %s ORDER BY id%s", sc->aad, sc->sealed,
                             sc->table, lock ? " FOR UPDATE" : "");
@@ -69,8 +69,7 @@ static PGresult *select_sealed(PGconn *db, const struct sealed_column *sc, bool 
 
 /* Opens one value with the known keys and seals it again under new_key. */
 static int reseal_row(PGconn *db, const struct sealed_column *sc, const uint8_t key[32],
-                      const uint8_t new_key[32], PGresult *res, int row, char *err,
-                      size_t errlen)
+                      const uint8_t new_key[32], PGresult *res, int row, char *err, size_t errlen)
 {
     const char *id = PQgetvalue(res, row, 0); /* text's binary form is the text */
     const char *aad = PQgetvalue(res, row, 1);
@@ -90,8 +89,7 @@ static int reseal_row(PGconn *db, const struct sealed_column *sc, const uint8_t 
         return -1;
     }
     if (rd_aead_seal(new_key, aad, aadlen, plain, plen, &sealed, &slen) != 0) {
-        snprintf(err, errlen, "%s %.*s: cannot seal under the new key", sc->what, (int)aadlen,
-                 aad);
+        snprintf(err, errlen, "%s %.*s: cannot seal under the new key", sc->what, (int)aadlen, aad);
         goto done;
     }
     char *sql = rd_asprintf("UPDATE %s SET %s = $2 WHERE id = $1::bigint", sc->table, sc->sealed);

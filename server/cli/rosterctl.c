@@ -40,10 +40,10 @@ static const char usage_connection_show[] =
     "compact with --json).\n";
 
 #define EVENT_FILTERS                                                                              \
-    "  --connection C     only events of connection C\n"                                          \
-    "  --source S         personio or moco\n"                                                     \
-    "  --status S         pending, running, done, failed or dead\n"                               \
-    "  --since T          received within a duration (30m, 24h, 7d) or since an ISO 8601\n"       \
+    "  --connection C     only events of connection C\n"                                           \
+    "  --source S         personio or moco\n"                                                      \
+    "  --status S         pending, running, done, failed or dead\n"                                \
+    "  --since T          received within a duration (30m, 24h, 7d) or since an ISO 8601\n"        \
     "                     time (UTC when it has no offset)\n"
 
 static const char usage_events_list[] =
@@ -76,12 +76,12 @@ static const struct rd_cli_command commands[] = {
      "show a connection, secrets masked"},
     {"events", "list", rd_cli_events_list, usage_events_list, "list stored webhook events"},
     {"events", "count", rd_cli_events_count, usage_events_count, "count stored webhook events"},
-    {"events", "show", rd_cli_events_show, usage_events_show,
-     "show one event with its attempts"},
+    {"events", "show", rd_cli_events_show, usage_events_show, "show one event with its attempts"},
     {"events", "replay", rd_cli_events_replay, rd_cli_usage_events_replay,
      "queue failed or dead events again (by ID or filter, --dry-run)"},
     {"jobs", "list", rd_cli_jobs_list, rd_cli_usage_jobs_list, "list queued jobs"},
-    {"hires", "list", rd_cli_hires_list, rd_cli_usage_hires_list, "list new hires and their status"},
+    {"hires", "list", rd_cli_hires_list, rd_cli_usage_hires_list,
+     "list new hires and their status"},
     {"hires", "invite", rd_cli_hires_invite, rd_cli_usage_hires_invite,
      "create a hire's platform account (EMAIL --connection C)"},
     {"deactivations", "upcoming", rd_cli_deactivations_upcoming,
@@ -205,8 +205,8 @@ static int dispatch(struct rd_cli *cli, int argc, char **argv)
     int skip = cmd->verb ? 2 : 1;
     int hargc = argc - skip + 1;
     char **hargv = rd_calloc((size_t)hargc + 1, sizeof *hargv);
-    char *name = rd_asprintf("%s%s%s", cmd->group, cmd->verb ? " " : "",
-                             cmd->verb ? cmd->verb : "");
+    char *name =
+        rd_asprintf("%s%s%s", cmd->group, cmd->verb ? " " : "", cmd->verb ? cmd->verb : "");
     hargv[0] = name;
     for (int i = skip; i < argc; i++)
         hargv[i - skip + 1] = argv[i];

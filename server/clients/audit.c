@@ -99,8 +99,8 @@ int rd_audit_ctx_end(const struct rd_audit_ctx *ctx, int64_t id, struct json_obj
     snprintf(sid, sizeof(sid), "%lld", (long long)id);
     snprintf(st, sizeof(st), "%d", http_status);
     const char *params[5] = {
-        sid, after ? json_object_to_json_string_ext(after, JSON_C_TO_STRING_PLAIN) : NULL,
-        outcome, http_status > 0 ? st : NULL, error};
+        sid, after ? json_object_to_json_string_ext(after, JSON_C_TO_STRING_PLAIN) : NULL, outcome,
+        http_status > 0 ? st : NULL, error};
     if (rd_db_run(ctx->db,
                   "UPDATE upstream_audit SET after = coalesce($2::jsonb, after), outcome = $3,"
                   " http_status = $4::int, error = $5 WHERE id = $1::bigint",

@@ -58,7 +58,8 @@ double rd_http_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void rd_http_error_set(struct rd_http_error *e, bool permanent, int http_status, const char *fmt, ...)
+void rd_http_error_set(struct rd_http_error *e, bool permanent, int http_status, const char *fmt,
+                       ...)
 {
     if (!e)
         return;
@@ -563,8 +564,7 @@ static enum attempt_verdict classify_status(struct rd_http_client *c,
  * the verdict to act on; V_DONE means the write was found (resp->landed).
  */
 static enum attempt_verdict resolve_unsure(const struct rd_http_request *req, double deadline,
-                                           struct rd_http_response *resp,
-                                           struct rd_http_error *err)
+                                           struct rd_http_response *resp, struct rd_http_error *err)
 {
     if (!req->probe) {
         size_t n = strlen(err->msg);
@@ -630,8 +630,8 @@ int rd_http_do(struct rd_http_client *c, const struct rd_http_request *req,
         if (cc == CURLE_OK)
             curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &resp->status);
         rd_metrics_upstream(req->system, cc == CURLE_OK ? (int)resp->status : 0);
-        rd_log_debug("upstream %s %s %s: attempt %d, status %ld, %.0f ms", req->system,
-                     req->method, path, attempt, resp->status, (rd_http_now() - start) * 1000.0);
+        rd_log_debug("upstream %s %s %s: attempt %d, status %ld, %.0f ms", req->system, req->method,
+                     path, attempt, resp->status, (rd_http_now() - start) * 1000.0);
         double wait = 0;
         enum attempt_verdict v;
         if (cc == CURLE_WRITE_ERROR && resp->too_large) {

@@ -192,7 +192,8 @@ int rd_mailer_send(const char *smtp_url, const char *from, const char *const *to
             err->retry_after_s = (int)ceil(wait);
             break;
         }
-        struct timespec ts = {.tv_sec = (time_t)wait, .tv_nsec = (long)((wait - floor(wait)) * 1e9)};
+        struct timespec ts = {.tv_sec = (time_t)wait,
+                              .tv_nsec = (long)((wait - floor(wait)) * 1e9)};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
     }

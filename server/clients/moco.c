@@ -37,7 +37,6 @@ void rd_moco_pacer_clear(void)
 
 /* ---- JSON helpers ---- */
 
-
 static int64_t jint(struct json_object *v)
 {
     if (!v)
@@ -227,11 +226,20 @@ static int moco_call_probe(struct rd_moco *m, const char *method, const char *ur
     char *auth = rd_asprintf("Authorization: Token token=%s", m->api_key);
     const char *hdrs[] = {auth, "Accept: application/json", "Content-Type: application/json"};
     const char *secrets[] = {m->api_key, NULL};
-    struct rd_http_request req = {
-        .system = "moco", .method = method, .url = url, .log_path = log_path, .headers = hdrs,
-        .nheaders = body ? 3 : 2, .body = body, .body_len = body ? strlen(body) : 0,
-        .deadline = deadline, .idempotent = idempotent, .errmsg = moco_errmsg,
-        .secrets = secrets, .probe = probe, .probe_arg = probe_arg};
+    struct rd_http_request req = {.system = "moco",
+                                  .method = method,
+                                  .url = url,
+                                  .log_path = log_path,
+                                  .headers = hdrs,
+                                  .nheaders = body ? 3 : 2,
+                                  .body = body,
+                                  .body_len = body ? strlen(body) : 0,
+                                  .deadline = deadline,
+                                  .idempotent = idempotent,
+                                  .errmsg = moco_errmsg,
+                                  .secrets = secrets,
+                                  .probe = probe,
+                                  .probe_arg = probe_arg};
     /* A probe is a request of its own and takes its own slot of the budget. */
     int rc = rd_http_do(m->http, &req, resp, err);
     rd_pacer_release(&ticket);
@@ -260,7 +268,8 @@ static int moco_list(struct rd_moco *m, const char *first, const char *log_path,
         struct json_object *root = NULL;
         if (rc == 0) {
             struct json_tokener *tok = json_tokener_new();
-            root = json_tokener_parse_ex(tok, resp.body.data ? resp.body.data : "", (int)resp.body.len);
+            root = json_tokener_parse_ex(tok, resp.body.data ? resp.body.data : "",
+                                         (int)resp.body.len);
             if (json_tokener_get_error(tok) != json_tokener_success || !root ||
                 !json_object_is_type(root, json_type_array)) {
                 rd_http_error_set(err, false, (int)resp.status,
@@ -281,9 +290,10 @@ static int moco_list(struct rd_moco *m, const char *first, const char *log_path,
             break;
         }
         char origin[256];
-        if (next && (!rd_http_origin(next, origin, sizeof(origin)) || strcmp(origin, m->origin) != 0)) {
-            rd_http_error_set(err, true, 200, "moco GET %s: next-page link leaves the account's origin",
-                              log_path);
+        if (next &&
+            (!rd_http_origin(next, origin, sizeof(origin)) || strcmp(origin, m->origin) != 0)) {
+            rd_http_error_set(err, true, 200,
+                              "moco GET %s: next-page link leaves the account's origin", log_path);
             free(next);
             rc = -1;
             break;
@@ -492,7 +502,8 @@ int rd_moco_create_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
         *id_out = jint(rd_json_get(root, "id"));
         json_object_put(root);
         if (*id_out <= 0) {
-            rd_http_error_set(err, false, (int)resp.status, "moco POST /schedules: no id in the answer");
+            rd_http_error_set(err, false, (int)resp.status,
+                              "moco POST /schedules: no id in the answer");
             rc = -1;
         }
     }
@@ -524,9 +535,9 @@ int rd_moco_update_schedule(struct rd_moco *m, const struct rd_moco_schedule *s,
     }
     char *url = rd_asprintf("%s%s", m->base_url, path);
     struct rd_http_response resp;
-    int rc = moco_call(m, "PUT", url, path,
-                       json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), true,
-                       deadline, &resp, err);
+    int rc =
+        moco_call(m, "PUT", url, path, json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+                  true, deadline, &resp, err);
     free(url);
     if (rc != 0 && resp.status == 404)
         *gone = true; /* the caller creates it afresh */

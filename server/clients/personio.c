@@ -137,12 +137,12 @@ static void token_adopt(struct token_entry *e, const char *used, const char *hea
 
 /* ---- small JSON helpers ---- */
 
-
 /* {label, value, type, universal_id} → value; anything else is returned as is. */
 static struct json_object *unwrap(struct json_object *v)
 {
     struct json_object *inner;
-    if (v && json_object_is_type(v, json_type_object) && json_object_object_get_ex(v, "value", &inner))
+    if (v && json_object_is_type(v, json_type_object) &&
+        json_object_object_get_ex(v, "value", &inner))
         return inner;
     return v;
 }
@@ -317,7 +317,7 @@ static int schedule_minutes(struct json_object *v)
  */
 static unsigned parse_work_days(struct json_object *v)
 {
-    static const char *const days[7] = {"monday", "tuesday", "wednesday", "thursday",
+    static const char *const days[7] = {"monday", "tuesday",  "wednesday", "thursday",
                                         "friday", "saturday", "sunday"};
     if (!v || !json_object_is_type(v, json_type_object))
         return 0;
@@ -435,7 +435,8 @@ int rd_personio_parse_time_off_page(const char *body, size_t len,
 
 static bool contains_overlap(struct json_object *v)
 {
-    const char *s = v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    const char *s =
+        v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
     return s && strcasestr(s, "overlap") != NULL;
 }
 
@@ -447,7 +448,8 @@ bool rd_personio_is_overlap_error(const char *body, size_t len)
     struct json_object *rows = rd_json_get(e, "detailed_message");
     if (rows && json_object_is_type(rows, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(rows); i++)
-            hit = hit || contains_overlap(rd_json_get(json_object_array_get_idx(rows, i), "error_msg"));
+            hit = hit ||
+                  contains_overlap(rd_json_get(json_object_array_get_idx(rows, i), "error_msg"));
     }
     json_object_put(root);
     (void)len;
@@ -462,7 +464,8 @@ void rd_personio_error_message(const char *body, size_t len, char *out, size_t o
     json_tokener_free(tok);
     struct json_object *e = rd_json_get(root, "error");
     const char *msg = NULL;
-    if (rd_json_get(e, "message") && json_object_is_type(rd_json_get(e, "message"), json_type_string))
+    if (rd_json_get(e, "message") &&
+        json_object_is_type(rd_json_get(e, "message"), json_type_string))
         msg = json_object_get_string(rd_json_get(e, "message"));
     if (!msg) {
         rd_json_excerpt(body, len, out, outlen);
@@ -548,8 +551,8 @@ static int pace(struct rd_personio *p, const char *log_path, double deadline,
         rd_pacer_acquire(p->pace_employees, EMPLOYEE_RATES, 2, p->budget_db, "personio employees",
                          deadline, &t[0], err) != 0)
         return -1;
-    if (rd_pacer_acquire(p->pace_v1, V1_RATES, 1, p->budget_db, "personio", deadline, &t[1],
-                         err) != 0) {
+    if (rd_pacer_acquire(p->pace_v1, V1_RATES, 1, p->budget_db, "personio", deadline, &t[1], err) !=
+        0) {
         rd_pacer_release(&t[0]);
         return -1;
     }
@@ -573,10 +576,17 @@ static int fetch_token(struct rd_personio *p, double deadline, struct rd_http_er
     char *url = rd_asprintf("%s/v1/auth", p->base_url);
     const char *hdrs[] = {"Content-Type: application/json", "Accept: application/json"};
     const char *secrets[] = {p->client_secret, NULL};
-    struct rd_http_request req = {
-        .system = "personio", .method = "POST", .url = url, .headers = hdrs, .nheaders = 2,
-        .body = text, .body_len = strlen(text), .deadline = deadline, .idempotent = true,
-        .errmsg = rd_personio_error_message, .secrets = secrets};
+    struct rd_http_request req = {.system = "personio",
+                                  .method = "POST",
+                                  .url = url,
+                                  .headers = hdrs,
+                                  .nheaders = 2,
+                                  .body = text,
+                                  .body_len = strlen(text),
+                                  .deadline = deadline,
+                                  .idempotent = true,
+                                  .errmsg = rd_personio_error_message,
+                                  .secrets = secrets};
     struct rd_http_response resp;
     struct rd_pace_ticket t[2];
     memset(&resp, 0, sizeof(resp));
@@ -648,12 +658,20 @@ static int personio_call_probe(struct rd_personio *p, const char *method, const 
         char *auth = rd_asprintf("Authorization: Bearer %s", used);
         const char *hdrs[] = {auth, "Accept: application/json", "Content-Type: application/json"};
         const char *secrets[] = {used, p->client_secret, NULL};
-        struct rd_http_request req = {
-            .system = "personio", .method = method, .url = url, .log_path = log_path,
-            .headers = hdrs, .nheaders = body ? 3 : 2, .body = body,
-            .body_len = body ? strlen(body) : 0, .deadline = deadline, .idempotent = idempotent,
-            .errmsg = rd_personio_error_message, .secrets = secrets, .probe = probe,
-            .probe_arg = probe_arg};
+        struct rd_http_request req = {.system = "personio",
+                                      .method = method,
+                                      .url = url,
+                                      .log_path = log_path,
+                                      .headers = hdrs,
+                                      .nheaders = body ? 3 : 2,
+                                      .body = body,
+                                      .body_len = body ? strlen(body) : 0,
+                                      .deadline = deadline,
+                                      .idempotent = idempotent,
+                                      .errmsg = rd_personio_error_message,
+                                      .secrets = secrets,
+                                      .probe = probe,
+                                      .probe_arg = probe_arg};
         rd_http_response_free(resp);
         struct rd_pace_ticket t[2];
         rc = pace(p, log_path, deadline, t, err);
@@ -682,12 +700,11 @@ static int personio_call_probe(struct rd_personio *p, const char *method, const 
 }
 
 static int personio_call(struct rd_personio *p, const char *method, const char *path_q,
-                         const char *log_path, const char *body, bool idempotent,
-                         double deadline, struct rd_http_response *resp,
-                         struct rd_http_error *err)
+                         const char *log_path, const char *body, bool idempotent, double deadline,
+                         struct rd_http_response *resp, struct rd_http_error *err)
 {
-    return personio_call_probe(p, method, path_q, log_path, body, idempotent, NULL, NULL,
-                               deadline, resp, err);
+    return personio_call_probe(p, method, path_q, log_path, body, idempotent, NULL, NULL, deadline,
+                               resp, err);
 }
 
 static struct json_object *parse_body(const struct rd_http_response *resp, const char *what,
@@ -700,8 +717,8 @@ static struct json_object *parse_body(const struct rd_http_response *resp, const
     json_tokener_free(tok);
     if (!ok || !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
-        rd_http_error_set(err, false, (int)resp->status,
-                          "personio %s: invalid JSON in the answer", what);
+        rd_http_error_set(err, false, (int)resp->status, "personio %s: invalid JSON in the answer",
+                          what);
         return NULL;
     }
     return root;
@@ -724,7 +741,8 @@ int rd_personio_list_employees(struct rd_personio *p, const char *email, double 
         int rc = personio_call(p, "GET", q.data, "/v1/company/employees", NULL, true, deadline,
                                &resp, err);
         rd_buf_free(&q);
-        struct json_object *root = rc == 0 ? parse_body(&resp, "GET /v1/company/employees", err) : NULL;
+        struct json_object *root =
+            rc == 0 ? parse_body(&resp, "GET /v1/company/employees", err) : NULL;
         rd_http_response_free(&resp);
         struct json_object *data = rd_json_get(root, "data");
         if (root && (!data || !json_object_is_type(data, json_type_array))) {
@@ -766,7 +784,8 @@ int rd_personio_get_employee(struct rd_personio *p, int64_t id, double deadline,
     snprintf(path, sizeof(path), "/v1/company/employees/%lld", (long long)id);
     struct rd_http_response resp;
     int rc = personio_call(p, "GET", path, path, NULL, true, deadline, &resp, err);
-    struct json_object *root = rc == 0 ? parse_body(&resp, "GET /v1/company/employees/{id}", err) : NULL;
+    struct json_object *root =
+        rc == 0 ? parse_body(&resp, "GET /v1/company/employees/{id}", err) : NULL;
     rd_http_response_free(&resp);
     if (!root)
         return -1;
@@ -823,8 +842,8 @@ static int list_time_offs(struct rd_personio *p, const char *start_date, const c
     return 0;
 }
 
-int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date,
-                               const char *end_date, int64_t employee_id, double deadline,
+int rd_personio_list_time_offs(struct rd_personio *p, const char *start_date, const char *end_date,
+                               int64_t employee_id, double deadline,
                                struct rd_personio_time_off_list *out, struct rd_http_error *err)
 {
     return list_time_offs(p, start_date, end_date, employee_id, NULL, deadline, out, err);
@@ -846,7 +865,8 @@ static void parse_attendance(struct json_object *item, struct rd_personio_attend
     const char *s;
     if ((s = json_object_get_string(rd_json_get(at, "date"))) != NULL)
         snprintf(a->date, sizeof(a->date), "%.10s", s);
-    if (rd_json_get(at, "start_time") && (s = json_object_get_string(rd_json_get(at, "start_time"))) != NULL)
+    if (rd_json_get(at, "start_time") &&
+        (s = json_object_get_string(rd_json_get(at, "start_time"))) != NULL)
         snprintf(a->start_time, sizeof(a->start_time), "%.5s", s);
     struct json_object *et = rd_json_get(at, "end_time");
     if (et && json_object_is_type(et, json_type_string))
@@ -875,12 +895,14 @@ int rd_personio_list_attendances(struct rd_personio *p, const char *start_date,
         int rc = personio_call(p, "GET", q.data, "/v1/company/attendances", NULL, true, deadline,
                                &resp, err);
         rd_buf_free(&q);
-        struct json_object *root = rc == 0 ? parse_body(&resp, "GET /v1/company/attendances", err) : NULL;
+        struct json_object *root =
+            rc == 0 ? parse_body(&resp, "GET /v1/company/attendances", err) : NULL;
         rd_http_response_free(&resp);
         struct json_object *data = rd_json_get(root, "data");
         if (!root || !data || !json_object_is_type(data, json_type_array)) {
             if (root)
-                rd_http_error_set(err, false, 200, "personio GET /v1/company/attendances: no data list");
+                rd_http_error_set(err, false, 200,
+                                  "personio GET /v1/company/attendances: no data list");
             json_object_put(root);
             rd_personio_attendance_list_free(out);
             return -1;
@@ -896,14 +918,16 @@ int rd_personio_list_attendances(struct rd_personio *p, const char *start_date,
     return 0;
 }
 
-static struct json_object *attendance_json(const struct rd_personio_attendance *a, bool with_employee)
+static struct json_object *attendance_json(const struct rd_personio_attendance *a,
+                                           bool with_employee)
 {
     struct json_object *o = json_object_new_object();
     if (with_employee)
         json_object_object_add(o, "employee", json_object_new_int64(a->employee_id));
     json_object_object_add(o, "date", json_object_new_string(a->date));
     json_object_object_add(o, "start_time", json_object_new_string(a->start_time));
-    json_object_object_add(o, "end_time", a->end_time[0] ? json_object_new_string(a->end_time) : NULL);
+    json_object_object_add(o, "end_time",
+                           a->end_time[0] ? json_object_new_string(a->end_time) : NULL);
     json_object_object_add(o, "break", json_object_new_int(a->break_minutes));
     json_object_object_add(o, "comment", a->comment ? json_object_new_string(a->comment) : NULL);
     return o;
@@ -980,7 +1004,8 @@ int rd_personio_create_attendance(struct rd_personio *p, const struct rd_personi
         if (ids && json_object_is_type(ids, json_type_array) && json_object_array_length(ids) > 0)
             *id_out = jint(json_object_array_get_idx(ids, 0));
         else if (root)
-            rd_http_error_set(err, false, 200, "personio POST /v1/company/attendances: no id in the answer");
+            rd_http_error_set(err, false, 200,
+                              "personio POST /v1/company/attendances: no id in the answer");
         if (*id_out <= 0)
             rc = -1;
         json_object_put(root);

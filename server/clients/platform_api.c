@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static char *jstr(struct json_object *v)
 {
     if (!v || json_object_is_type(v, json_type_null) || json_object_is_type(v, json_type_object) ||
@@ -101,7 +100,10 @@ int rd_platform_create_delegation(struct rd_scim *s, const char *approver, const
     }
     if (*id_out)
         add_str(b, "id", *id_out);
-    (void)rd_audit_ctx_end(audit, aid, b, rc != 0 ? "failed" : *existed ? "conflict" : "ok",
+    (void)rd_audit_ctx_end(audit, aid, b,
+                           rc != 0    ? "failed"
+                           : *existed ? "conflict"
+                                      : "ok",
                            (int)resp.status, rc == 0 ? NULL : err->msg);
     json_object_put(root);
     json_object_put(b);

@@ -19,7 +19,6 @@
 #define SCIM_PATCH "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 #define MAX_PAGES 100000
 
-
 static char *jstr(struct json_object *v)
 {
     if (!v || json_object_is_type(v, json_type_null) || json_object_is_type(v, json_type_object) ||
@@ -201,23 +200,33 @@ int rd_scim_call(struct rd_scim *s, const char *system, const char *base, const 
                               NULL, deadline, errmsg, resp, err);
 }
 
-int rd_scim_call_probe(struct rd_scim *s, const char *system, const char *base,
-                       const char *method, const char *path_q, const char *log_path,
-                       const char *body, bool idempotent, rd_http_probe_fn probe,
-                       void *probe_arg, double deadline, rd_http_errmsg_fn errmsg,
-                       struct rd_http_response *resp, struct rd_http_error *err)
+int rd_scim_call_probe(struct rd_scim *s, const char *system, const char *base, const char *method,
+                       const char *path_q, const char *log_path, const char *body, bool idempotent,
+                       rd_http_probe_fn probe, void *probe_arg, double deadline,
+                       rd_http_errmsg_fn errmsg, struct rd_http_response *resp,
+                       struct rd_http_error *err)
 {
     char *url = rd_asprintf("%s%s", base, path_q);
     char *auth = rd_asprintf("Authorization: Bearer %s", s->token);
     bool scim = strcmp(system, "scim") == 0;
     const char *hdrs[] = {auth, scim ? "Accept: application/scim+json" : "Accept: application/json",
-                          scim ? "Content-Type: application/scim+json" : "Content-Type: application/json"};
+                          scim ? "Content-Type: application/scim+json"
+                               : "Content-Type: application/json"};
     const char *secrets[] = {s->token, NULL};
-    struct rd_http_request req = {
-        .system = system, .method = method, .url = url, .log_path = log_path, .headers = hdrs,
-        .nheaders = body ? 3 : 2, .body = body, .body_len = body ? strlen(body) : 0,
-        .deadline = deadline, .idempotent = idempotent, .errmsg = errmsg, .secrets = secrets,
-        .probe = probe, .probe_arg = probe_arg};
+    struct rd_http_request req = {.system = system,
+                                  .method = method,
+                                  .url = url,
+                                  .log_path = log_path,
+                                  .headers = hdrs,
+                                  .nheaders = body ? 3 : 2,
+                                  .body = body,
+                                  .body_len = body ? strlen(body) : 0,
+                                  .deadline = deadline,
+                                  .idempotent = idempotent,
+                                  .errmsg = errmsg,
+                                  .secrets = secrets,
+                                  .probe = probe,
+                                  .probe_arg = probe_arg};
     int rc = rd_http_do(s->http, &req, resp, err);
     rd_memzero(auth, strlen(auth));
     free(auth);
@@ -481,7 +490,8 @@ int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
             parse_user(root, out);
         if (!out->id) {
             if (root)
-                rd_http_error_set(err, false, (int)resp.status, "scim POST /Users: no id in the answer");
+                rd_http_error_set(err, false, (int)resp.status,
+                                  "scim POST /Users: no id in the answer");
             rc = -1;
         }
         json_object_put(root);
@@ -489,11 +499,13 @@ int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
     if (out->id)
         json_object_object_add(b, "id", json_object_new_string(out->id));
     (void)rd_audit_ctx_end(audit, aid, b,
-                           rc == 0 ? "ok" : resp.status == 409 ? "conflict" : "failed",
+                           rc == 0              ? "ok"
+                           : resp.status == 409 ? "conflict"
+                                                : "failed",
                            (int)resp.status,
-                              rc != 0       ? err->msg
-                              : resp.landed ? "answer lost; the user was found on reading back"
-                                            : NULL);
+                           rc != 0       ? err->msg
+                           : resp.landed ? "answer lost; the user was found on reading back"
+                                         : NULL);
     rd_http_response_free(&resp);
     json_object_put(b);
     return rc;
@@ -545,12 +557,13 @@ static struct json_object *one_op(const char *op, const char *path, struct json_
 int rd_scim_set_active(struct rd_scim *s, const char *id, bool active,
                        const struct rd_audit_ctx *audit, double deadline, struct rd_http_error *err)
 {
-    return patch(s, "Users", id, one_op("replace", "active", json_object_new_boolean(active)), audit,
-                 deadline, err);
+    return patch(s, "Users", id, one_op("replace", "active", json_object_new_boolean(active)),
+                 audit, deadline, err);
 }
 
 int rd_scim_set_manager(struct rd_scim *s, const char *id, const char *manager_id,
-                        const struct rd_audit_ctx *audit, double deadline, struct rd_http_error *err)
+                        const struct rd_audit_ctx *audit, double deadline,
+                        struct rd_http_error *err)
 {
     struct json_object *v = NULL;
     if (manager_id) {

@@ -26,13 +26,13 @@ int rd_scim_call(struct rd_scim *s, const char *system, const char *base, const 
                  double deadline, rd_http_errmsg_fn errmsg, struct rd_http_response *resp,
                  struct rd_http_error *err) __attribute__((warn_unused_result));
 
-/* rd_scim_call with a read-before-retry probe for a write that is not idempotent (rd_http_request.probe). */
-int rd_scim_call_probe(struct rd_scim *s, const char *system, const char *base,
-                       const char *method, const char *path_q, const char *log_path,
-                       const char *body, bool idempotent, rd_http_probe_fn probe,
-                       void *probe_arg, double deadline, rd_http_errmsg_fn errmsg,
-                       struct rd_http_response *resp, struct rd_http_error *err)
-    __attribute__((warn_unused_result));
+/* rd_scim_call with a read-before-retry probe for a write that is not idempotent
+ * (rd_http_request.probe). */
+int rd_scim_call_probe(struct rd_scim *s, const char *system, const char *base, const char *method,
+                       const char *path_q, const char *log_path, const char *body, bool idempotent,
+                       rd_http_probe_fn probe, void *probe_arg, double deadline,
+                       rd_http_errmsg_fn errmsg, struct rd_http_response *resp,
+                       struct rd_http_error *err) __attribute__((warn_unused_result));
 
 /* Parses a JSON object body; NULL and a transient err when it is not one. */
 struct json_object *rd_scim_parse_object(const struct rd_http_response *resp, const char *what,

@@ -73,16 +73,24 @@ int rd_slack_post(struct rd_http_client *http, const char *webhook_url, const ch
     const char *hdrs[] = {"Content-Type: application/json"};
     const char *secrets[] = {webhook_url, path, NULL};
     struct rd_http_request req = {
-        .system = "slack", .method = "POST", .url = webhook_url, .log_path = host,
-        .headers = hdrs, .nheaders = 1, .body = body, .body_len = strlen(body),
+        .system = "slack",
+        .method = "POST",
+        .url = webhook_url,
+        .log_path = host,
+        .headers = hdrs,
+        .nheaders = 1,
+        .body = body,
+        .body_len = strlen(body),
         /*
          * Not idempotent, and Slack offers neither an idempotency key nor a way to
          * read a hook's messages back: after a 5xx or a timeout the alert may have
          * been posted, so it is not repeated here. The error says so
          * (outcome_unknown); the caller decides whether a job retry may repeat it.
          */
-        .deadline = deadline, .idempotent = false,
-        .errmsg = slack_errmsg, .secrets = strlen(path) >= 4 ? secrets : NULL};
+        .deadline = deadline,
+        .idempotent = false,
+        .errmsg = slack_errmsg,
+        .secrets = strlen(path) >= 4 ? secrets : NULL};
     int64_t aid;
     if (rd_audit_ctx_begin(audit, "slack", "POST", host, b, &aid, err) != 0) {
         json_object_put(b);

@@ -69,8 +69,8 @@ static void fuzz_signatures(char *f[NFIELDS], const char *body, size_t bodylen)
     (void)rd_verify_token(sig, secrets + 1, 2);
 
     char *signed_sig = NULL;
-    if (secret && rd_sign_standard(id ? id : "", ts ? ts : "", body, bodylen, secret,
-                                   &signed_sig) == 0) {
+    if (secret &&
+        rd_sign_standard(id ? id : "", ts ? ts : "", body, bodylen, secret, &signed_sig) == 0) {
         const char *one[] = {secret};
         enum rd_sw_result r =
             rd_verify_standard(id, ts, signed_sig, body, bodylen, one, 1, now, INT64_MAX);

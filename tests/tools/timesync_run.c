@@ -93,8 +93,9 @@ int main(int argc, char **argv)
     int i = 1;
     bool dry = i < argc && strcmp(argv[i], "--dry-run") == 0;
     i += dry;
-    struct rd_sync *s = rd_sync_open_run(db, conn, getenv("TS_RUN_ID") ? atoll(getenv("TS_RUN_ID")) : 0,
-                                         dry, &opts, rd_http_now() + 300.0);
+    struct rd_sync *s =
+        rd_sync_open_run(db, conn, getenv("TS_RUN_ID") ? atoll(getenv("TS_RUN_ID")) : 0, dry, &opts,
+                         rd_http_now() + 300.0);
     struct json_object *out = json_object_new_object(), *calls = json_object_new_array();
     int status = 0;
     if (i + 2 < argc && strcmp(argv[i], "--preload") == 0) {

@@ -54,19 +54,20 @@ static struct json_object *jstr_or_null(const char *s)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: upstream_probe SYSTEM OP [ARGS]\n"
-            "  personio employees [EMAIL] | employee ID | time-offs FROM TO [EMP] |\n"
-            "           attendances FROM TO [EMP] | attendance-create EMP DATE START END [COMMENT] |\n"
-            "           attendance-update ID DATE START END | attendance-delete ID | employees-threads N |\n"
-            "           employee-repeat N ID\n"
-            "  moco users [archived] | presences FROM TO [USER] | schedules FROM TO [USER] |\n"
-            "       schedule-create USER DATE CODE AM PM [COMMENT] | schedule-delete ID | users-repeat N\n"
-            "  scim find EMAIL | users | create EMAIL GIVEN FAMILY [EXTID] | active ID true|false |\n"
-            "       manager ID MGR|- | department ID DEPT|- | group NAME | group-add GID UID.. | group-remove GID UID..\n"
-            "  platform delegate APPROVER DELEGATE STARTS ENDS EXTID [REASON] | delegations [APPROVER] | undelegate ID\n"
-            "  slack post TEXT [BLOCKS_JSON]\n"
-            "  mail send TO SUBJECT TEXT\n");
+    fprintf(
+        stderr,
+        "usage: upstream_probe SYSTEM OP [ARGS]\n"
+        "  personio employees [EMAIL] | employee ID | time-offs FROM TO [EMP] |\n"
+        "           attendances FROM TO [EMP] | attendance-create EMP DATE START END [COMMENT] |\n"
+        "           attendance-update ID DATE START END | attendance-delete ID | employees-threads N |\n"
+        "           employee-repeat N ID\n"
+        "  moco users [archived] | presences FROM TO [USER] | schedules FROM TO [USER] |\n"
+        "       schedule-create USER DATE CODE AM PM [COMMENT] | schedule-delete ID | users-repeat N\n"
+        "  scim find EMAIL | users | create EMAIL GIVEN FAMILY [EXTID] | active ID true|false |\n"
+        "       manager ID MGR|- | department ID DEPT|- | group NAME | group-add GID UID.. | group-remove GID UID..\n"
+        "  platform delegate APPROVER DELEGATE STARTS ENDS EXTID [REASON] | delegations [APPROVER] | undelegate ID\n"
+        "  slack post TEXT [BLOCKS_JSON]\n"
+        "  mail send TO SUBJECT TEXT\n");
     exit(2);
 }
 
@@ -103,8 +104,8 @@ static void *employees_thread(void *p)
 {
     struct thread_arg *ta = p;
     struct rd_http_client *http = rd_http_client_new(&ta->pr->opts);
-    struct rd_personio *per = rd_personio_new(http, need("PERSONIO_BASE"), need("PERSONIO_CLIENT_ID"),
-                                              need("PERSONIO_CLIENT_SECRET"));
+    struct rd_personio *per = rd_personio_new(
+        http, need("PERSONIO_BASE"), need("PERSONIO_CLIENT_ID"), need("PERSONIO_CLIENT_SECRET"));
     struct rd_personio_employee_list l;
     struct rd_http_error err;
     ta->rc = rd_personio_list_employees(per, NULL, ta->pr->deadline, &l, &err);
@@ -117,8 +118,9 @@ static void *employees_thread(void *p)
 
 static int run_personio(struct probe *pr, int argc, char **argv)
 {
-    struct rd_personio *p = rd_personio_new(pr->http, need("PERSONIO_BASE"),
-                                            need("PERSONIO_CLIENT_ID"), need("PERSONIO_CLIENT_SECRET"));
+    struct rd_personio *p =
+        rd_personio_new(pr->http, need("PERSONIO_BASE"), need("PERSONIO_CLIENT_ID"),
+                        need("PERSONIO_CLIENT_SECRET"));
     if (env("PERSONIO_TIME_OFF_LIMIT"))
         rd_personio_set_time_off_page_size(p, atoi(env("PERSONIO_TIME_OFF_LIMIT")));
     if (env("PERSONIO_SHARED_BUDGET") && pr->db)
@@ -155,7 +157,8 @@ static int run_personio(struct probe *pr, int argc, char **argv)
                 json_object_object_add(o, "status", jstr_or_null(t->status));
                 json_object_object_add(o, "start_date", jstr_or_null(t->start_date));
                 json_object_object_add(o, "end_date", jstr_or_null(t->end_date));
-                json_object_object_add(o, "half_day_start", json_object_new_boolean(t->half_day_start));
+                json_object_object_add(o, "half_day_start",
+                                       json_object_new_boolean(t->half_day_start));
                 json_object_object_add(o, "half_day_end", json_object_new_boolean(t->half_day_end));
                 json_object_object_add(o, "type_id", json_object_new_int64(t->type_id));
                 json_object_object_add(o, "type_name", jstr_or_null(t->type_name));
@@ -172,9 +175,11 @@ static int run_personio(struct probe *pr, int argc, char **argv)
             for (size_t i = 0; i < l.count; i++) {
                 struct json_object *o = json_object_new_object();
                 json_object_object_add(o, "id", json_object_new_int64(l.items[i].id));
-                json_object_object_add(o, "employee_id", json_object_new_int64(l.items[i].employee_id));
+                json_object_object_add(o, "employee_id",
+                                       json_object_new_int64(l.items[i].employee_id));
                 json_object_object_add(o, "date", json_object_new_string(l.items[i].date));
-                json_object_object_add(o, "start_time", json_object_new_string(l.items[i].start_time));
+                json_object_object_add(o, "start_time",
+                                       json_object_new_string(l.items[i].start_time));
                 json_object_object_add(o, "end_time", json_object_new_string(l.items[i].end_time));
                 json_object_object_add(o, "comment", jstr_or_null(l.items[i].comment));
                 json_object_object_add(o, "status", jstr_or_null(l.items[i].status));
@@ -198,15 +203,15 @@ static int run_personio(struct probe *pr, int argc, char **argv)
         int64_t id = a.id;
         rc = create ? rd_personio_create_attendance(p, &a, true, &pr->audit, pr->deadline, &id,
                                                     &overlap, &pr->err)
-                    : rd_personio_update_attendance(p, &a, true, &pr->audit, pr->deadline,
-                                                    &overlap, &pr->err);
+                    : rd_personio_update_attendance(p, &a, true, &pr->audit, pr->deadline, &overlap,
+                                                    &pr->err);
         pr->result = json_object_new_object();
         json_object_object_add(pr->result, "id", json_object_new_int64(id));
         json_object_object_add(pr->result, "overlap", json_object_new_boolean(overlap));
     } else if (strcmp(op, "attendance-delete") == 0 && argc > 1) {
         bool gone = false;
-        rc = rd_personio_delete_attendance(p, atoll(argv[1]), true, &pr->audit, pr->deadline,
-                                           &gone, &pr->err);
+        rc = rd_personio_delete_attendance(p, atoll(argv[1]), true, &pr->audit, pr->deadline, &gone,
+                                           &pr->err);
         pr->result = json_object_new_object();
         json_object_object_add(pr->result, "gone", json_object_new_boolean(gone));
     } else if (strcmp(op, "employee-repeat") == 0 && argc > 2) {
@@ -250,7 +255,8 @@ static int run_moco(struct probe *pr, int argc, char **argv)
 {
     struct rd_moco *m = rd_moco_new(pr->http, need("MOCO_BASE"), need("MOCO_KEY"));
     if (env("MOCO_RATE"))
-        rd_moco_set_rate(m, atoi(env("MOCO_RATE")), env("MOCO_WINDOW_S") ? atoi(env("MOCO_WINDOW_S")) : 120);
+        rd_moco_set_rate(m, atoi(env("MOCO_RATE")),
+                         env("MOCO_WINDOW_S") ? atoi(env("MOCO_WINDOW_S")) : 120);
     if (env("MOCO_SHARED_BUDGET") && pr->db)
         rd_moco_set_budget_db(m, pr->db);
     const char *op = argv[0];
@@ -307,14 +313,16 @@ static int run_moco(struct probe *pr, int argc, char **argv)
                 json_object_object_add(o, "am", json_object_new_boolean(l.items[j].am));
                 json_object_object_add(o, "pm", json_object_new_boolean(l.items[j].pm));
                 json_object_object_add(o, "comment", jstr_or_null(l.items[j].comment));
-                json_object_object_add(o, "absence_code", json_object_new_int(l.items[j].absence_code));
+                json_object_object_add(o, "absence_code",
+                                       json_object_new_int(l.items[j].absence_code));
                 json_object_object_add(o, "user_id", json_object_new_int64(l.items[j].user_id));
                 json_object_array_add(pr->result, o);
             }
         }
         rd_moco_schedule_list_free(&l);
     } else if (strcmp(op, "schedule-create") == 0 && argc > 5) {
-        struct rd_moco_schedule s = {.user_id = atoll(argv[1]), .absence_code = atoi(argv[3]),
+        struct rd_moco_schedule s = {.user_id = atoll(argv[1]),
+                                     .absence_code = atoi(argv[3]),
                                      .am = strcmp(argv[4], "true") == 0,
                                      .pm = strcmp(argv[5], "true") == 0,
                                      .comment = argc > 6 ? argv[6] : NULL};
@@ -356,8 +364,8 @@ static const char *dash_null(const char *s)
 
 static int run_scim(struct probe *pr, int argc, char **argv)
 {
-    struct rd_scim *s = rd_scim_new(pr->http, need("SCIM_BASE"), env("PLATFORM_BASE"),
-                                    need("PLATFORM_TOKEN"));
+    struct rd_scim *s =
+        rd_scim_new(pr->http, need("SCIM_BASE"), env("PLATFORM_BASE"), need("PLATFORM_TOKEN"));
     if (env("SCIM_COUNT"))
         rd_scim_set_page_size(s, atoi(env("SCIM_COUNT")));
     const char *op = argv[0];
@@ -379,9 +387,11 @@ static int run_scim(struct probe *pr, int argc, char **argv)
         }
         rd_scim_user_list_free(&l);
     } else if (strcmp(op, "create") == 0 && argc > 3) {
-        struct rd_scim_new_user nu = {.user_name = argv[1], .given_name = argv[2],
+        struct rd_scim_new_user nu = {.user_name = argv[1],
+                                      .given_name = argv[2],
                                       .family_name = argv[3],
-                                      .external_id = argc > 4 ? argv[4] : NULL, .active = true};
+                                      .external_id = argc > 4 ? argv[4] : NULL,
+                                      .active = true};
         struct rd_scim_user u;
         rc = rd_scim_create_user(s, &nu, &pr->audit, pr->deadline, &u, &pr->err);
         if (rc == 0)
@@ -391,7 +401,8 @@ static int run_scim(struct probe *pr, int argc, char **argv)
         rc = rd_scim_set_active(s, argv[1], strcmp(argv[2], "true") == 0, &pr->audit, pr->deadline,
                                 &pr->err);
     } else if (strcmp(op, "manager") == 0 && argc > 2) {
-        rc = rd_scim_set_manager(s, argv[1], dash_null(argv[2]), &pr->audit, pr->deadline, &pr->err);
+        rc =
+            rd_scim_set_manager(s, argv[1], dash_null(argv[2]), &pr->audit, pr->deadline, &pr->err);
     } else if (strcmp(op, "department") == 0 && argc > 2) {
         rc = rd_scim_set_department(s, argv[1], dash_null(argv[2]), &pr->audit, pr->deadline,
                                     &pr->err);
@@ -411,8 +422,8 @@ static int run_scim(struct probe *pr, int argc, char **argv)
         rd_scim_group_clear(&g);
     } else if ((strcmp(op, "group-add") == 0 || strcmp(op, "group-remove") == 0) && argc > 2) {
         const char *const *ids = (const char *const *)&argv[2];
-        rc = op[6] == 'a' ? rd_scim_group_add_members(s, argv[1], ids, (size_t)(argc - 2), &pr->audit,
-                                                      pr->deadline, &pr->err)
+        rc = op[6] == 'a' ? rd_scim_group_add_members(s, argv[1], ids, (size_t)(argc - 2),
+                                                      &pr->audit, pr->deadline, &pr->err)
                           : rd_scim_group_remove_members(s, argv[1], ids, (size_t)(argc - 2),
                                                          &pr->audit, pr->deadline, &pr->err);
     } else if (strcmp(op, "delegate") == 0 && argc > 5) {
@@ -482,8 +493,10 @@ int main(int argc, char **argv)
     struct probe pr = {0};
     pr.share = rd_http_share_new();
     pr.opts = (struct rd_http_opts){.ca_file = env("PROBE_CA_FILE"),
-                                    .timeout_ms = env("PROBE_TIMEOUT_MS") ? atol(env("PROBE_TIMEOUT_MS")) : 0,
-                                    .connect_timeout_ms = 2000, .share = pr.share};
+                                    .timeout_ms =
+                                        env("PROBE_TIMEOUT_MS") ? atol(env("PROBE_TIMEOUT_MS")) : 0,
+                                    .connect_timeout_ms = 2000,
+                                    .share = pr.share};
     pr.http = rd_http_client_new(&pr.opts);
     double budget = env("PROBE_BUDGET_S") ? atof(env("PROBE_BUDGET_S")) : 30.0;
     double start = rd_http_now();
@@ -495,9 +508,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "upstream_probe: %s\n", err);
             return 2;
         }
-        pr.audit = (struct rd_audit_ctx){.db = pr.db,
-                                         .connection_id = env("PROBE_CONNECTION_ID") ? atoll(env("PROBE_CONNECTION_ID")) : 0,
-                                         .reason = env("PROBE_REASON") ? env("PROBE_REASON") : "probe"};
+        pr.audit = (struct rd_audit_ctx){
+            .db = pr.db,
+            .connection_id = env("PROBE_CONNECTION_ID") ? atoll(env("PROBE_CONNECTION_ID")) : 0,
+            .reason = env("PROBE_REASON") ? env("PROBE_REASON") : "probe"};
     }
     const char *system = argv[1];
     int rc;
@@ -518,11 +532,13 @@ int main(int argc, char **argv)
         json_object_object_add(e, "http_status", json_object_new_int(pr.err.http_status));
         json_object_object_add(e, "retry_after_s", json_object_new_int(pr.err.retry_after_s));
         json_object_object_add(e, "msg", json_object_new_string(pr.err.msg));
-        json_object_object_add(e, "outcome_unknown", json_object_new_boolean(pr.err.outcome_unknown));
+        json_object_object_add(e, "outcome_unknown",
+                               json_object_new_boolean(pr.err.outcome_unknown));
         json_object_object_add(out, "error", e);
     }
     json_object_object_add(out, "elapsed_s", json_object_new_double(rd_http_now() - start));
-    json_object_object_add(out, "auth_count", json_object_new_int64((int64_t)rd_personio_auth_count()));
+    json_object_object_add(out, "auth_count",
+                           json_object_new_int64((int64_t)rd_personio_auth_count()));
     printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
     json_object_put(out);
     rd_http_client_free(pr.http);

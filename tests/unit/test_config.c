@@ -41,8 +41,9 @@ static void expect_error(const char *text, const char *message)
 }
 
 static const char *const env_vars[] = {
-    "ROSTERD_LISTEN", "ROSTERD_WORKERS", "ROSTERD_LOG_LEVEL", "ROSTERD_DATABASE_URL",
-    "ROSTERD_ADMIN_TOKEN_FILE", "ROSTERD_MAX_BODY_BYTES", "ROSTERD_NOT_A_KEY", "ROSTERD_TLS_CERT",
+    "ROSTERD_LISTEN",       "ROSTERD_WORKERS",          "ROSTERD_LOG_LEVEL",
+    "ROSTERD_DATABASE_URL", "ROSTERD_ADMIN_TOKEN_FILE", "ROSTERD_MAX_BODY_BYTES",
+    "ROSTERD_NOT_A_KEY",    "ROSTERD_TLS_CERT",
 };
 
 static int clear_env(void **state)
@@ -134,8 +135,8 @@ static void test_every_type_parses(void **state)
     assert_string_equal(cfg.secret_key_previous_file, "/etc/rosterd/old.key");
     assert_true(cfg.test_handlers);
     rd_config_free(&cfg);
-    static const char *const bools[][2] = {{"on", "1"},  {"OFF", "0"},  {"true", "1"},
-                                           {"no", "0"},  {"Yes", "1"},  {"0", "0"}};
+    static const char *const bools[][2] = {{"on", "1"}, {"OFF", "0"}, {"true", "1"},
+                                           {"no", "0"}, {"Yes", "1"}, {"0", "0"}};
     for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
         char line[64];
         snprintf(line, sizeof line, "test_handlers = %s\n", bools[i][0]);
@@ -144,8 +145,8 @@ static void test_every_type_parses(void **state)
         rd_config_free(&cfg);
     }
 
-    assert_int_equal(parse("max_body_bytes = 64k\r\nlog_level = error\r\n", &cfg, err,
-                           sizeof(err)), 0);
+    assert_int_equal(parse("max_body_bytes = 64k\r\nlog_level = error\r\n", &cfg, err, sizeof(err)),
+                     0);
     assert_int_equal(cfg.max_body_bytes, 65536);
     assert_int_equal(cfg.log_level, RD_LOG_ERROR);
     rd_config_free(&cfg);
@@ -198,7 +199,8 @@ static void test_quoted_values(void **state)
     assert_null(cfg.admin_token_file);
     rd_config_free(&cfg);
 
-    expect_error("\n\nsmtp_from = \"open\n", "rosterd.conf:3: smtp_from: unterminated quoted value");
+    expect_error("\n\nsmtp_from = \"open\n",
+                 "rosterd.conf:3: smtp_from: unterminated quoted value");
     expect_error("smtp_from = \"a\" b\n",
                  "rosterd.conf:1: smtp_from: unexpected text after the closing quote");
 }
@@ -206,32 +208,41 @@ static void test_quoted_values(void **state)
 static void test_error_messages(void **state)
 {
     (void)state;
-    expect_error("workers = 4\n\n# x\n\n\n\nlisen = 0.0.0.0:1\n", "rosterd.conf:7: unknown key \"lisen\"");
+    expect_error("workers = 4\n\n# x\n\n\n\nlisen = 0.0.0.0:1\n",
+                 "rosterd.conf:7: unknown key \"lisen\"");
     expect_error("\n\nworkers = abc\n",
                  "rosterd.conf:3: workers: expected an integer from 1 to 256, got \"abc\"");
-    expect_error("workers = 0\n", "rosterd.conf:1: workers: expected an integer from 1 to 256, got \"0\"");
+    expect_error("workers = 0\n",
+                 "rosterd.conf:1: workers: expected an integer from 1 to 256, got \"0\"");
     expect_error("workers = 257\n",
                  "rosterd.conf:1: workers: expected an integer from 1 to 256, got \"257\"");
-    expect_error("workers = 4x\n", "rosterd.conf:1: workers: expected an integer from 1 to 256, got \"4x\"");
-    expect_error("workers =\n", "rosterd.conf:1: workers: expected an integer from 1 to 256, got \"\"");
+    expect_error("workers = 4x\n",
+                 "rosterd.conf:1: workers: expected an integer from 1 to 256, got \"4x\"");
+    expect_error("workers =\n",
+                 "rosterd.conf:1: workers: expected an integer from 1 to 256, got \"\"");
     expect_error("workers = 99999999999999999999999\n",
                  "rosterd.conf:1: workers: expected an integer from 1 to 256, got "
                  "\"99999999999999999999999\"");
-    expect_error("\n\n\n\nlisten = 8443\n", "rosterd.conf:5: listen: expected host:port, got \"8443\"");
+    expect_error("\n\n\n\nlisten = 8443\n",
+                 "rosterd.conf:5: listen: expected host:port, got \"8443\"");
     expect_error("admin_listen = localhost:70000\n",
                  "rosterd.conf:1: admin_listen: expected host:port, got \"localhost:70000\"");
     expect_error("workers 4\n", "rosterd.conf:1: expected \"key = value\"");
     expect_error("test_handlers = maybe\n",
                  "rosterd.conf:1: test_handlers: expected on or off, got \"maybe\"");
-    expect_error("test_handlers =\n", "rosterd.conf:1: test_handlers: expected on or off, got \"\"");
+    expect_error("test_handlers =\n",
+                 "rosterd.conf:1: test_handlers: expected on or off, got \"\"");
     expect_error("= 4\n", "rosterd.conf:1: expected \"key = value\"");
     expect_error("workers # = 4\n", "rosterd.conf:1: expected \"key = value\"");
-    expect_error("event_retention_days = 7\n",
-                 "rosterd.conf:1: event_retention_days: expected an integer from 30 to 3650, got \"7\"");
-    expect_error("header_timeout_seconds = 301\n",
-                 "rosterd.conf:1: header_timeout_seconds: expected an integer from 1 to 300, got \"301\"");
-    expect_error("intake_max_pending = 99\n",
-                 "rosterd.conf:1: intake_max_pending: expected an integer from 100 to 1000000, got \"99\"");
+    expect_error(
+        "event_retention_days = 7\n",
+        "rosterd.conf:1: event_retention_days: expected an integer from 30 to 3650, got \"7\"");
+    expect_error(
+        "header_timeout_seconds = 301\n",
+        "rosterd.conf:1: header_timeout_seconds: expected an integer from 1 to 300, got \"301\"");
+    expect_error(
+        "intake_max_pending = 99\n",
+        "rosterd.conf:1: intake_max_pending: expected an integer from 100 to 1000000, got \"99\"");
     expect_error("max_body_bytes = 100\n",
                  "rosterd.conf:1: max_body_bytes: expected a size from 1024 to 67108864 bytes "
                  "(suffix k or M allowed), got \"100\"");
@@ -240,13 +251,15 @@ static void test_error_messages(void **state)
                  "(suffix k or M allowed), got \"65M\"");
     expect_error("log_level = loud\n",
                  "rosterd.conf:1: log_level: expected error, warn, info or debug, got \"loud\"");
-    expect_error("log_format = xml\n", "rosterd.conf:1: log_format: expected json or text, got \"xml\"");
+    expect_error("log_format = xml\n",
+                 "rosterd.conf:1: log_format: expected json or text, got \"xml\"");
     expect_error("database_url =\n", "rosterd.conf:1: database_url: must not be empty");
     /* A long value is cut in the message. */
-    expect_error("log_format = "
-                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
-                 "rosterd.conf:1: log_format: expected json or text, got "
-                 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\"");
+    expect_error(
+        "log_format = "
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+        "rosterd.conf:1: log_format: expected json or text, got "
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\"");
 }
 
 static void test_value_line_never_echoed(void **state)
@@ -299,8 +312,9 @@ static void test_env_override(void **state)
     (void)state;
     struct rd_config cfg;
     char err[256];
-    assert_int_equal(parse("workers = 8\nlisten = 127.0.0.1:1\nadmin_token_file = /t\n", &cfg, err,
-                           sizeof(err)), 0);
+    assert_int_equal(
+        parse("workers = 8\nlisten = 127.0.0.1:1\nadmin_token_file = /t\n", &cfg, err, sizeof(err)),
+        0);
     setenv("ROSTERD_WORKERS", "16", 1);
     setenv("ROSTERD_LOG_LEVEL", "debug", 1);
     setenv("ROSTERD_ADMIN_TOKEN_FILE", "", 1);
@@ -415,8 +429,8 @@ static void test_require(void **state)
     assert_int_equal(rd_config_require_daemon(&cfg, "r.conf", err, sizeof(err)), -1);
     assert_string_equal(err, "r.conf: secret_key_file is required");
     rd_config_free(&cfg);
-    assert_int_equal(parse("tls_cert = /c\ntls_key = /k\nsecret_key_file = /s\n", &cfg, err,
-                           sizeof(err)), 0);
+    assert_int_equal(
+        parse("tls_cert = /c\ntls_key = /k\nsecret_key_file = /s\n", &cfg, err, sizeof(err)), 0);
     assert_int_equal(rd_config_require_daemon(&cfg, "r.conf", err, sizeof(err)), 0);
     assert_int_equal(rd_config_require_secret_key(&cfg, "r.conf", err, sizeof(err)), 0);
     rd_config_free(&cfg);
@@ -484,8 +498,9 @@ static void test_restart_keys(void **state)
     assert_string_equal(buf, "");
     rd_config_free(&b);
     /* SIGHUP applies no key live (it re-reads the TLS files): every change is named. */
-    assert_int_equal(parse("tls_cert = /b\nlisten = :1\nworkers = 9\ndatabase_url = x\n", &b, err,
-                           sizeof(err)), 0);
+    assert_int_equal(
+        parse("tls_cert = /b\nlisten = :1\nworkers = 9\ndatabase_url = x\n", &b, err, sizeof(err)),
+        0);
     assert_int_equal(rd_config_restart_keys(&a, &b, buf, sizeof(buf)), 4);
     assert_string_equal(buf, "listen, tls_cert, database_url, workers");
     assert_int_equal(rd_config_restart_keys(&a, &b, NULL, 0), 4);
@@ -558,7 +573,8 @@ static void test_example_file(void **state)
     for (size_t i = 0; rd_config_option_name(i); i++) {
         const char *at = find_key_line(text, rd_config_option_name(i));
         if (!at || at < prev)
-            print_error("key %s missing or out of order in the example\n", rd_config_option_name(i));
+            print_error("key %s missing or out of order in the example\n",
+                        rd_config_option_name(i));
         assert_non_null(at);
         assert_true(at >= prev);
         prev = at;

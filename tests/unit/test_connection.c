@@ -148,8 +148,7 @@ static void test_name_timezone_date(void **state)
     expect_invalid("name", "\"ac me\"", name_msg);
     expect_invalid("name", "\"acme/x\"", name_msg);
     expect_invalid("name", "7", name_msg);
-    expect_invalid("name",
-                   "\"a123456789012345678901234567890123456789012345678901234567890123\"",
+    expect_invalid("name", "\"a123456789012345678901234567890123456789012345678901234567890123\"",
                    name_msg);
     expect_invalid("timezone", "\"\"", "timezone: must be a non-empty string");
     expect_invalid("timezone", "1", "timezone: must be a non-empty string");
@@ -169,7 +168,8 @@ static void test_urls(void **state)
     expect_invalid("personio.base_url", "\"https://api personio.de\"", msg);
     expect_invalid("personio.base_url", "\"https://host:99999/\"", msg);
     expect_invalid("personio.base_url", "\"api.personio.de\"", msg);
-    expect_invalid("moco.base_url", "17", "moco.base_url: must be an http or https URL with a host");
+    expect_invalid("moco.base_url", "17",
+                   "moco.base_url: must be an http or https URL with a host");
     expect_invalid("platform.scim_base_url", "\"scim\"",
                    "platform.scim_base_url: must be an http or https URL with a host");
     expect_invalid("platform.api_base_url", "\"//x\"",
@@ -223,7 +223,8 @@ static void test_maps_and_policy(void **state)
 {
     (void)state;
     expect_invalid("team_map", "[]", "team_map: must be an object of HR team to platform team");
-    expect_invalid("team_map", "{\"Backend\": 1}", "team_map: \"Backend\": must be a non-empty string");
+    expect_invalid("team_map", "{\"Backend\": 1}",
+                   "team_map: \"Backend\": must be a non-empty string");
     expect_invalid("absence_codes", "{\"Vacation\": 6}",
                    "absence_codes: \"Vacation\": must be an integer from 1 to 5");
     expect_invalid("absence_codes", "{\"Vacation\": 0}",
@@ -235,7 +236,8 @@ static void test_maps_and_policy(void **state)
     expect_invalid("fallback_approver", "\"cfo\"", "fallback_approver: must be an e-mail address");
     expect_invalid("fallback_approver", "\"cfo@localhost\"",
                    "fallback_approver: must be an e-mail address");
-    expect_invalid("fallback_approver", "\"a@b@c.de\"", "fallback_approver: must be an e-mail address");
+    expect_invalid("fallback_approver", "\"a@b@c.de\"",
+                   "fallback_approver: must be an e-mail address");
     expect_invalid("alerts.email_to", "[\"it\"]", "alerts.email_to[0]: must be an e-mail address");
     expect_invalid("policy.deactivation", "\"yes\"", "policy.deactivation: must be true or false");
     expect_invalid("policy.absence_sync", "1", "policy.absence_sync: must be true or false");
@@ -322,14 +324,14 @@ static void test_resolve_env_and_file(void **state)
     unsetenv("RD_TEST_MISSING");
     set(doc, "platform.token", "\"env:RD_TEST_MISSING\"");
     assert_int_equal(rd_connection_resolve_secrets(doc, dir, err, sizeof err), -1);
-    assert_string_equal(err, "platform.token: env:RD_TEST_MISSING: environment variable is not set");
+    assert_string_equal(err,
+                        "platform.token: env:RD_TEST_MISSING: environment variable is not set");
     json_object_put(doc);
 
     doc = base_doc();
     set(doc, "moco.webhook_keys", "[\"k\", \"file:no-such-file\"]");
     assert_int_equal(rd_connection_resolve_secrets(doc, dir, err, sizeof err), -1);
-    assert_string_equal(err,
-                        "moco.webhook_keys[1]: file:no-such-file: No such file or directory");
+    assert_string_equal(err, "moco.webhook_keys[1]: file:no-such-file: No such file or directory");
     json_object_put(doc);
 
     /* Absolute paths ignore base_dir. */
@@ -355,9 +357,8 @@ static void test_masked(void **state)
     struct json_object *m = rd_connection_masked(doc);
     assert_non_null(m);
     const char *text = json_object_to_json_string(m);
-    static const char *const secrets[] = {"pcs-literal", "tok-one",    "tok-two",
-                                          "moco-key",    "hmac-key-1", "plat-token",
-                                          "hooks.slack", "MfKQ9r8G"};
+    static const char *const secrets[] = {"pcs-literal", "tok-one",    "tok-two",     "moco-key",
+                                          "hmac-key-1",  "plat-token", "hooks.slack", "MfKQ9r8G"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         if (strstr(text, secrets[i]))
             fail_msg("masked document contains %s: %s", secrets[i], text);

@@ -70,10 +70,10 @@ static void test_hex_rejects(void **state)
 {
     uint8_t out[4];
     size_t n = 0;
-    assert_int_equal(rd_hex_decode("abc", 3, out, sizeof out, &n), -1);        /* odd */
-    assert_int_equal(rd_hex_decode("zz", 2, out, sizeof out, &n), -1);         /* bad digit */
-    assert_int_equal(rd_hex_decode("0g", 2, out, sizeof out, &n), -1);         /* bad digit */
-    assert_int_equal(rd_hex_decode(" 0", 2, out, sizeof out, &n), -1);         /* space */
+    assert_int_equal(rd_hex_decode("abc", 3, out, sizeof out, &n), -1);         /* odd */
+    assert_int_equal(rd_hex_decode("zz", 2, out, sizeof out, &n), -1);          /* bad digit */
+    assert_int_equal(rd_hex_decode("0g", 2, out, sizeof out, &n), -1);          /* bad digit */
+    assert_int_equal(rd_hex_decode(" 0", 2, out, sizeof out, &n), -1);          /* space */
     assert_int_equal(rd_hex_decode("0011223344", 10, out, sizeof out, &n), -1); /* too long */
     assert_int_equal(rd_hex_decode("00112233", 8, out, sizeof out, &n), 0);
     assert_int_equal(n, 4);
@@ -204,21 +204,21 @@ static void expect_key_rejected(const uint8_t *data, size_t len)
 static void test_secret_key_rejects(void **state)
 {
     uint8_t buf[70];
-    expect_key_rejected((const uint8_t *)key_hex, 31);  /* 31 bytes */
+    expect_key_rejected((const uint8_t *)key_hex, 31); /* 31 bytes */
     memcpy(buf, key_hex, 64);
     buf[64] = 'a';
-    expect_key_rejected(buf, 65);                        /* 65 hex digits */
+    expect_key_rejected(buf, 65); /* 65 hex digits */
     memcpy(buf, key_hex, 32);
     buf[32] = 'x';
-    expect_key_rejected(buf, 33);                        /* 33rd byte not a newline */
+    expect_key_rejected(buf, 33); /* 33rd byte not a newline */
     memcpy(buf, key_hex, 64);
     buf[10] = 'g';
-    expect_key_rejected(buf, 64);                        /* 64 chars, not all hex */
+    expect_key_rejected(buf, 64); /* 64 chars, not all hex */
     memcpy(buf, key_hex, 64);
     buf[64] = '\n';
     buf[65] = '\n';
-    expect_key_rejected(buf, 66);                        /* two newlines */
-    expect_key_rejected(buf, 0);                         /* empty */
+    expect_key_rejected(buf, 66); /* two newlines */
+    expect_key_rejected(buf, 0);  /* empty */
 }
 
 static void test_secret_key_error_hides_contents(void **state)
@@ -226,9 +226,8 @@ static void test_secret_key_error_hides_contents(void **state)
     const char *secret = "Sup3rS3cretValue-should-never-leak";
     uint8_t key[RD_SECRET_KEY_LEN];
     char err[512] = "";
-    assert_int_equal(rd_secret_key_parse((const uint8_t *)secret, strlen(secret), key, err,
-                                         sizeof err),
-                     -1);
+    assert_int_equal(
+        rd_secret_key_parse((const uint8_t *)secret, strlen(secret), key, err, sizeof err), -1);
     assert_null(strstr(err, "Sup3r"));
     assert_null(strstr(err, "leak"));
 }
@@ -328,7 +327,6 @@ static void test_aead_tamper(void **state)
     free(sealed);
 }
 
-
 /* A value sealed the way rosterd did before key ids: 0x01 || nonce || ct || tag, aad only. */
 static size_t seal_v1(const uint8_t key[RD_SECRET_KEY_LEN], const char *aad, const char *pt,
                       uint8_t *out)
@@ -393,8 +391,9 @@ static void test_key_ids_and_previous_keys(void **state)
     assert_int_equal(rd_aead_key_id_hex(sealed, slen, got), 0);
     assert_string_equal(got, hexa);
     assert_int_equal(rd_aead_key_id_hex(sealed, 10, got), -1);
-    assert_int_equal(rd_aead_key_id_hex((const uint8_t *)"\x07xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 38,
-                                        got), -1);
+    assert_int_equal(
+        rd_aead_key_id_hex((const uint8_t *)"\x07xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 38, got),
+        -1);
 
     /* Current key b cannot open a's value until a is registered as a previous key. */
     assert_int_equal(rd_aead_open(b, "acme", 4, sealed, slen, &opened, &olen), -1);

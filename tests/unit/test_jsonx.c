@@ -22,40 +22,40 @@ static void test_utf8_accepts_well_formed(void **state)
     (void)state;
     assert_true(rd_utf8_valid("", 0));
     assert_true(V("plain ASCII {\"a\":1}"));
-    assert_true(V("\xc2\xa9"));             /* U+00A9 */
-    assert_true(V("\xdf\xbf"));             /* U+07FF */
-    assert_true(V("\xe0\xa0\x80"));         /* U+0800 */
-    assert_true(V("\xe2\x82\xac"));         /* U+20AC */
-    assert_true(V("\xed\x9f\xbf"));         /* U+D7FF, just below the surrogates */
-    assert_true(V("\xee\x80\x80"));         /* U+E000, just above */
-    assert_true(V("\xef\xbf\xbf"));         /* U+FFFF */
-    assert_true(V("\xf0\x90\x80\x80"));     /* U+10000 */
-    assert_true(V("\xf4\x8f\xbf\xbf"));     /* U+10FFFF */
+    assert_true(V("\xc2\xa9"));         /* U+00A9 */
+    assert_true(V("\xdf\xbf"));         /* U+07FF */
+    assert_true(V("\xe0\xa0\x80"));     /* U+0800 */
+    assert_true(V("\xe2\x82\xac"));     /* U+20AC */
+    assert_true(V("\xed\x9f\xbf"));     /* U+D7FF, just below the surrogates */
+    assert_true(V("\xee\x80\x80"));     /* U+E000, just above */
+    assert_true(V("\xef\xbf\xbf"));     /* U+FFFF */
+    assert_true(V("\xf0\x90\x80\x80")); /* U+10000 */
+    assert_true(V("\xf4\x8f\xbf\xbf")); /* U+10FFFF */
     assert_true(V("M\xc3\xbcller \xf0\x9f\x98\x80"));
 }
 
 static void test_utf8_rejects_malformed(void **state)
 {
     (void)state;
-    assert_false(V("a\0b"));                 /* NUL: text columns refuse it */
-    assert_false(V("\x80"));                 /* lone continuation */
+    assert_false(V("a\0b")); /* NUL: text columns refuse it */
+    assert_false(V("\x80")); /* lone continuation */
     assert_false(V("\xbf"));
-    assert_false(V("\xc0\xaf"));             /* overlong '/' */
+    assert_false(V("\xc0\xaf")); /* overlong '/' */
     assert_false(V("\xc1\xbf"));
-    assert_false(V("\xe0\x80\xaf"));         /* overlong, 3 bytes */
+    assert_false(V("\xe0\x80\xaf")); /* overlong, 3 bytes */
     assert_false(V("\xe0\x9f\xbf"));
-    assert_false(V("\xf0\x80\x80\xaf"));     /* overlong, 4 bytes */
+    assert_false(V("\xf0\x80\x80\xaf")); /* overlong, 4 bytes */
     assert_false(V("\xf0\x8f\xbf\xbf"));
-    assert_false(V("\xed\xa0\x80"));         /* U+D800 */
-    assert_false(V("\xed\xbf\xbf"));         /* U+DFFF */
-    assert_false(V("\xf4\x90\x80\x80"));     /* U+110000 */
+    assert_false(V("\xed\xa0\x80"));     /* U+D800 */
+    assert_false(V("\xed\xbf\xbf"));     /* U+DFFF */
+    assert_false(V("\xf4\x90\x80\x80")); /* U+110000 */
     assert_false(V("\xf5\x80\x80\x80"));
     assert_false(V("\xff"));
     assert_false(V("\xfe\xff"));
-    assert_false(V("\xc2"));                 /* truncated */
+    assert_false(V("\xc2")); /* truncated */
     assert_false(V("\xe2\x82"));
     assert_false(V("\xf0\x9f\x98"));
-    assert_false(V("\xe2\x28\xa1"));         /* bad continuation */
+    assert_false(V("\xe2\x28\xa1")); /* bad continuation */
     assert_false(V("\xf0\x9f\x98\x28"));
     /* The length is what counts, not a terminating NUL. */
     assert_false(rd_utf8_valid("\xe2\x82\xac", 2));

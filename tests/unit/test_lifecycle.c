@@ -33,8 +33,8 @@ static void test_names(void **state)
 {
     (void)state;
     char out[64];
-    struct rd_personio_employee e = {.id = 7, .first_name = "Tom", .last_name = "Maier",
-                                     .email = "tom@x"};
+    struct rd_personio_employee e = {
+        .id = 7, .first_name = "Tom", .last_name = "Maier", .email = "tom@x"};
     rd_lc_name(&e, out, sizeof(out));
     assert_string_equal(out, "Tom Maier");
     e.first_name = "";
@@ -81,8 +81,8 @@ static void test_group_membership(void **state)
 static void add(struct rd_sync *s, const char *kind, const char *email, const char *detail)
 {
     s->findings = realloc(s->findings, (s->nfindings + 1) * sizeof(*s->findings));
-    s->findings[s->nfindings++] = (struct rd_finding){.kind = kind, .email = (char *)email,
-                                                      .detail = (char *)detail};
+    s->findings[s->nfindings++] =
+        (struct rd_finding){.kind = kind, .email = (char *)email, .detail = (char *)detail};
 }
 
 static void test_note_puts_changes_first_and_links_last(void **state)

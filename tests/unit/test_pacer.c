@@ -43,9 +43,8 @@ static void grant(struct rd_pacer *p, const struct rd_rate *rates, size_t nrates
     for (int i = 0; i < n; i++) {
         struct rd_pace_ticket t;
         struct rd_http_error err;
-        assert_int_equal(rd_pacer_acquire(p, rates, nrates, NULL, "test", rd_http_now() + 30.0, &t,
-                                          &err),
-                         0);
+        assert_int_equal(
+            rd_pacer_acquire(p, rates, nrates, NULL, "test", rd_http_now() + 30.0, &t, &err), 0);
         times[i] = rd_http_now();
         rd_pacer_release(&t);
     }
@@ -98,7 +97,8 @@ static void test_bad_rates_are_refused(void **state)
     assert_int_equal(rd_pacer_acquire(p, zero, 1, NULL, "test", rd_http_now() + 1.0, &t, &err), -1);
     assert_true(err.permanent);
     const struct rd_rate three[3] = {{1, 1.0}, {1, 1.0}, {1, 1.0}};
-    assert_int_equal(rd_pacer_acquire(p, three, 3, NULL, "test", rd_http_now() + 1.0, &t, &err), -1);
+    assert_int_equal(rd_pacer_acquire(p, three, 3, NULL, "test", rd_http_now() + 1.0, &t, &err),
+                     -1);
     rd_pacer_release(NULL);
     struct rd_pace_ticket none = {0};
     rd_pacer_release(&none); /* a ticket never granted is fine to release */

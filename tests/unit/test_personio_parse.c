@@ -89,7 +89,8 @@ static void test_employee_sparse(void **state)
     rd_personio_employee_clear(&e);
     json_object_put(item);
 
-    item = json_tokener_parse("{\"type\":\"Employee\",\"attributes\":{\"email\":{\"value\":\"x@y\"}}}");
+    item = json_tokener_parse(
+        "{\"type\":\"Employee\",\"attributes\":{\"email\":{\"value\":\"x@y\"}}}");
     assert_int_equal(rd_personio_parse_employee(item, &e), -1); /* no id: not usable */
     rd_personio_employee_clear(&e);
     json_object_put(item);
@@ -99,8 +100,10 @@ static void test_employee_sparse(void **state)
 static unsigned work_days_of(const char *ws)
 {
     char *text = NULL;
-    if (asprintf(&text, "{\"type\":\"Employee\",\"attributes\":{\"id\":{\"value\":5},"
-                        "\"work_schedule\":%s}}", ws) < 0)
+    if (asprintf(&text,
+                 "{\"type\":\"Employee\",\"attributes\":{\"id\":{\"value\":5},"
+                 "\"work_schedule\":%s}}",
+                 ws) < 0)
         fail();
     struct json_object *item = json_tokener_parse(text);
     free(text);
@@ -117,11 +120,12 @@ static void test_work_schedule(void **state)
 {
     (void)state;
     /* the documented shape, wrapped in {label, value}: Monday to Thursday */
-    assert_int_equal(work_days_of("{\"label\":\"Work schedule\",\"value\":{\"type\":\"WorkSchedule\","
-                                  "\"attributes\":{\"id\":3,\"name\":\"4 days\",\"monday\":\"08:00\","
-                                  "\"tuesday\":\"08:00\",\"wednesday\":\"8:30\",\"thursday\":\"06:00\","
-                                  "\"friday\":\"00:00\",\"saturday\":\"00:00\",\"sunday\":\"00:00\"}}}"),
-                     0x0f);
+    assert_int_equal(
+        work_days_of("{\"label\":\"Work schedule\",\"value\":{\"type\":\"WorkSchedule\","
+                     "\"attributes\":{\"id\":3,\"name\":\"4 days\",\"monday\":\"08:00\","
+                     "\"tuesday\":\"08:00\",\"wednesday\":\"8:30\",\"thursday\":\"06:00\","
+                     "\"friday\":\"00:00\",\"saturday\":\"00:00\",\"sunday\":\"00:00\"}}}"),
+        0x0f);
     /* attributes without the wrapper, hours as numbers and decimal strings, a weekend day */
     assert_int_equal(work_days_of("{\"value\":{\"monday\":8,\"tuesday\":0,\"wednesday\":\"7.5\","
                                   "\"saturday\":\"04:00:00\",\"sunday\":null}}"),
@@ -130,17 +134,19 @@ static void test_work_schedule(void **state)
     assert_int_equal(work_days_of("{\"value\":\"Full time\"}"), 0);
     assert_int_equal(work_days_of("{\"value\":null}"), 0);
     assert_int_equal(work_days_of("{\"value\":{\"monday\":\"eight\",\"tuesday\":\"99:00\","
-                                  "\"friday\":-3}}"), 0);
+                                  "\"friday\":-3}}"),
+                     0);
     assert_int_equal(work_days_of("{\"value\":{\"type\":\"WorkSchedule\",\"attributes\":"
-                                  "{\"monday\":\"00:00\",\"friday\":\"0\"}}}"), 0);
+                                  "{\"monday\":\"00:00\",\"friday\":\"0\"}}}"),
+                     0);
 }
 
-#define TIME_OFF(id, emp)                                                                          \
-    "{\"type\":\"TimeOffPeriod\",\"attributes\":{\"id\":" #id ",\"id_v2\":\"v2-" #id "\","         \
-    "\"status\":\"approved\",\"start_date\":\"2017-12-27T00:00:00+0100\","                         \
-    "\"end_date\":\"2017-12-29T00:00:00+0100\",\"half_day_start\":false,\"half_day_end\":true,"    \
+#define TIME_OFF(id, emp)                                                                             \
+    "{\"type\":\"TimeOffPeriod\",\"attributes\":{\"id\":" #id ",\"id_v2\":\"v2-" #id "\","            \
+    "\"status\":\"approved\",\"start_date\":\"2017-12-27T00:00:00+0100\","                            \
+    "\"end_date\":\"2017-12-29T00:00:00+0100\",\"half_day_start\":false,\"half_day_end\":true,"       \
     "\"time_off_type\":{\"type\":\"TimeOffType\",\"attributes\":{\"id\":54321,\"name\":\"Vacation\"," \
-    "\"category\":\"offsite_work\"}},\"employee\":{\"type\":\"Employee\",\"attributes\":{\"id\":"   \
+    "\"category\":\"offsite_work\"}},\"employee\":{\"type\":\"Employee\",\"attributes\":{\"id\":"     \
     "{\"label\":\"id\",\"value\":" #emp "}}}}}"
 
 static void test_time_off_dedup(void **state)
@@ -148,8 +154,9 @@ static void test_time_off_dedup(void **state)
     (void)state;
     const char *page1 = "{\"success\":true,\"metadata\":{\"total_pages\":2,\"current_page\":1},"
                         "\"data\":[" TIME_OFF(1, 4567) "," TIME_OFF(2, 4568) "]}";
-    const char *page2 = "{\"success\":true,\"metadata\":{\"total_pages\":2,\"current_page\":2},"
-                        "\"data\":[" TIME_OFF(2, 4568) "," TIME_OFF(3, 4569) "," TIME_OFF(3, 4569) "]}";
+    const char *page2 =
+        "{\"success\":true,\"metadata\":{\"total_pages\":2,\"current_page\":2},"
+        "\"data\":[" TIME_OFF(2, 4568) "," TIME_OFF(3, 4569) "," TIME_OFF(3, 4569) "]}";
     struct rd_personio_time_off_list l = {0};
     int total = 0;
     assert_int_equal(rd_personio_parse_time_off_page(page1, strlen(page1), &l, &total), 0);
@@ -188,8 +195,9 @@ static void test_overlap_error(void **state)
     const char *patch = "{\"success\":false,\"error\":{\"code\":400,\"message\":\"Existing "
                         "overlapping attendances periods\"}}";
     assert_true(rd_personio_is_overlap_error(patch, strlen(patch)));
-    const char *other = "{\"success\":false,\"error\":{\"code\":400,\"message\":\"The break field "
-                        "is required.\",\"detailed_message\":[{\"success\":false,\"error_msg\":\"bad\"}]}}";
+    const char *other =
+        "{\"success\":false,\"error\":{\"code\":400,\"message\":\"The break field "
+        "is required.\",\"detailed_message\":[{\"success\":false,\"error_msg\":\"bad\"}]}}";
     assert_false(rd_personio_is_overlap_error(other, strlen(other)));
     assert_false(rd_personio_is_overlap_error("<html>", 6));
     rd_personio_error_message("<html>oops</html>", 17, msg, sizeof(msg));
@@ -287,11 +295,11 @@ static void test_mail_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_employee_unwrap),  cmocka_unit_test(test_employee_sparse),
-        cmocka_unit_test(test_work_schedule),
-        cmocka_unit_test(test_time_off_dedup),   cmocka_unit_test(test_overlap_error),
-        cmocka_unit_test(test_link_next),        cmocka_unit_test(test_retry_after),
-        cmocka_unit_test(test_classes_and_scrub), cmocka_unit_test(test_mail_format),
+        cmocka_unit_test(test_employee_unwrap), cmocka_unit_test(test_employee_sparse),
+        cmocka_unit_test(test_work_schedule),   cmocka_unit_test(test_time_off_dedup),
+        cmocka_unit_test(test_overlap_error),   cmocka_unit_test(test_link_next),
+        cmocka_unit_test(test_retry_after),     cmocka_unit_test(test_classes_and_scrub),
+        cmocka_unit_test(test_mail_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,7 +38,7 @@ static void test_breaker(void **state)
                            " run (run 41) saw");
     free(r);
     assert_null(rd_reconcile_breaker(0, 5, 28, 24, 30, 41)); /* exactly 80 %: fine */
-    r = rd_reconcile_breaker(2, 0, 10, 5, 10, 2); /* all three at once */
+    r = rd_reconcile_breaker(2, 0, 10, 5, 10, 2);            /* all three at once */
     assert_non_null(strstr(r, "(0); it would deactivate 2 of 10"));
     assert_non_null(strstr(r, "; Personio returned 5"));
     free(r);
@@ -96,7 +96,8 @@ static void test_csv_field(void **state)
     rd_report_csv_field(&b, "@cmd");
     rd_buf_putc(&b, '|');
     rd_report_csv_field(&b, NULL);
-    assert_string_equal(b.data, "plain|\"a, b\"|\"say \"\"hi\"\"\r\nbye\"|\"'=SUM(A1)\"|\"'@cmd\"|");
+    assert_string_equal(b.data,
+                        "plain|\"a, b\"|\"say \"\"hi\"\"\r\nbye\"|\"'=SUM(A1)\"|\"'@cmd\"|");
     rd_buf_free(&b);
 }
 

@@ -93,11 +93,21 @@ static void test_dry_run_never_audits(void **state)
 static void test_finding_kinds(void **state)
 {
     (void)state;
-    const char *kinds[] = {"linked", "new_hire", "platform_only", "deactivated",
-                           "deactivation_scheduled", "deactivation_held", "team_changed",
-                           "manager_changed", "unmapped_team", "absence_created",
-                           "absence_removed", "attendance_pushed", "attendance_removed",
-                           "conflict", "error"};
+    const char *kinds[] = {"linked",
+                           "new_hire",
+                           "platform_only",
+                           "deactivated",
+                           "deactivation_scheduled",
+                           "deactivation_held",
+                           "team_changed",
+                           "manager_changed",
+                           "unmapped_team",
+                           "absence_created",
+                           "absence_removed",
+                           "attendance_pushed",
+                           "attendance_removed",
+                           "conflict",
+                           "error"};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
         assert_true(rd_finding_kind_valid(kinds[i]));
     assert_false(rd_finding_kind_valid("hired"));

@@ -48,7 +48,8 @@ static void test_moco_negatives(void **state)
     const char *wrong[] = {"1d608b9d72219b90ff2393a1d3ee0ac1"};
     char upper[sizeof moco_sig];
     for (size_t i = 0; i < sizeof moco_sig; i++)
-        upper[i] = (moco_sig[i] >= 'a' && moco_sig[i] <= 'f') ? (char)(moco_sig[i] - 32) : moco_sig[i];
+        upper[i] =
+            (moco_sig[i] >= 'a' && moco_sig[i] <= 'f') ? (char)(moco_sig[i] - 32) : moco_sig[i];
     assert_false(moco(moco_body, upper, keys, 1));
 
     char truncated[sizeof moco_sig];
@@ -107,7 +108,8 @@ static void test_sw_vector(void **state)
     assert_int_equal(rd_sign_standard(sw_id, sw_ts, sw_body, strlen(sw_body), sw_secret, &sig), 0);
     assert_string_equal(sig, sw_sig);
     free(sig);
-    assert_int_equal(rd_sign_standard(sw_id, sw_ts, sw_body, strlen(sw_body), "whsec_!!", &sig), -1);
+    assert_int_equal(rd_sign_standard(sw_id, sw_ts, sw_body, strlen(sw_body), "whsec_!!", &sig),
+                     -1);
     assert_null(sig);
 }
 
@@ -115,16 +117,15 @@ static void test_sw_negatives(void **state)
 {
     assert_int_equal(sw(sw_id, sw_ts, sw_sig, "{\"test\": 2432232315}", sw_secret, sw_now),
                      RD_SW_NO_MATCH);
-    assert_int_equal(sw(sw_id, sw_ts, sw_sig, sw_body, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSx",
-                        sw_now),
-                     RD_SW_NO_MATCH);
+    assert_int_equal(
+        sw(sw_id, sw_ts, sw_sig, sw_body, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSx", sw_now),
+        RD_SW_NO_MATCH);
     /* A different id or timestamp changes the signed content. */
     assert_int_equal(sw("msg_p5jXN8AQM9LWM0D4loKWxJel", sw_ts, sw_sig, sw_body, sw_secret, sw_now),
                      RD_SW_NO_MATCH);
     assert_int_equal(sw(sw_id, "1614265331", sw_sig, sw_body, sw_secret, sw_now), RD_SW_NO_MATCH);
     /* Undecodable secret is skipped, leaving nothing to match. */
-    assert_int_equal(sw(sw_id, sw_ts, sw_sig, sw_body, "whsec_not base64", sw_now),
-                     RD_SW_NO_MATCH);
+    assert_int_equal(sw(sw_id, sw_ts, sw_sig, sw_body, "whsec_not base64", sw_now), RD_SW_NO_MATCH);
     /* A signature without version prefix is not a v1 entry. */
     assert_int_equal(sw(sw_id, sw_ts, sw_sig + 3, sw_body, sw_secret, sw_now), RD_SW_NO_MATCH);
 }
@@ -156,8 +157,9 @@ static void test_sw_missing_headers(void **state)
 
 static void test_sw_bad_timestamp(void **state)
 {
-    static const char *const bad[] = {"abc", "1614265330.5", "1614265330 ", " 1614265330",
-                                      "16142x65330", "-", "9999999999999999999999"};
+    static const char *const bad[] = {
+        "abc", "1614265330.5",          "1614265330 ", " 1614265330", "16142x65330",
+        "-",   "9999999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(sw(sw_id, bad[i], sw_sig, sw_body, sw_secret, sw_now),
                          RD_SW_BAD_TIMESTAMP);
@@ -187,20 +189,21 @@ static void test_sw_multiple_entries(void **state)
                         sw_secret, sw_now),
                      RD_SW_NO_MATCH);
     /* Extra spaces between entries are tolerated. */
-    assert_int_equal(sw(sw_id, sw_ts, "  v2,abc   v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=  ",
-                        sw_body, sw_secret, sw_now),
+    assert_int_equal(sw(sw_id, sw_ts,
+                        "  v2,abc   v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=  ", sw_body,
+                        sw_secret, sw_now),
                      RD_SW_OK);
 }
 
 static void test_sw_secret_rotation(void **state)
 {
     const char *secrets[] = {"whsec_not valid", "whsec_Zm9vYmFyZm9vYmFyZm9vYmFy", sw_secret};
-    assert_int_equal(rd_verify_standard(sw_id, sw_ts, sw_sig, sw_body, strlen(sw_body), secrets, 3,
-                                        sw_now, 300),
-                     RD_SW_OK);
-    assert_int_equal(rd_verify_standard(sw_id, sw_ts, sw_sig, sw_body, strlen(sw_body), secrets, 2,
-                                        sw_now, 300),
-                     RD_SW_NO_MATCH);
+    assert_int_equal(
+        rd_verify_standard(sw_id, sw_ts, sw_sig, sw_body, strlen(sw_body), secrets, 3, sw_now, 300),
+        RD_SW_OK);
+    assert_int_equal(
+        rd_verify_standard(sw_id, sw_ts, sw_sig, sw_body, strlen(sw_body), secrets, 2, sw_now, 300),
+        RD_SW_NO_MATCH);
 }
 
 static void test_sw_work_limits(void **state)
