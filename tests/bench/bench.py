@@ -339,7 +339,10 @@ def write_rosterd(st, args):
                      "webhook_tokens": ["env:BENCH_PERSONIO_TOKEN"]},
         "moco": {"base_url": "https://127.0.0.1:9/moco/api/v1", "api_key": "env:BENCH_MOCO_API",
                  "webhook_keys": [f"file:{st.moco_key_file}"]},
-        "policy": {"reconcile_at": "off"},
+        # The intake's MOCO Presence deliveries are worked by the attendance push since
+        # the handlers landed; its upstreams here are nowhere (port 9), so the push is off
+        # and each job is the handler's policy check: the queue parts time the queue.
+        "policy": {"reconcile_at": "off", "attendance_push": False, "absence_sync": False},
     }
     cf = d / "bench.json"
     cf.write_text(json.dumps(conn))
