@@ -210,8 +210,8 @@ line = "    event %s (%s, %s subject %s): %s after %d run(s) [%s]" % (
     len(e["attempt_log"]), runs)
 print(line + (": " + why if why else ""))'
 done
-note "A capability with no handler in this build finishes its events as done with the note"
-note "\"no handler\": nothing is lost, and a replay runs them again once the handler exists."
+note "Each event's note is what its handler did; a failed one is retried, and a dead one is"
+note "replayed with: rosterctl events replay ID (after fixing what its last error names)."
 
 say "What time sync did upstream (sandbox state)"
 curl -s --cacert "$state/ca.pem" "$sandbox/_control/state" | python3 -c '
