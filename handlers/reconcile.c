@@ -138,7 +138,10 @@ static int converge_all(struct run *r)
                                                  : "shutdown or deadline");
             return -1;
         }
-        if (rd_run_converge_one(r->s, e, r->today, r->from, r->to) != 0) {
+        /* A real run's counting pass only decides the breaker: time sync never
+         * deactivates anyone, so it runs once, in the pass that counts. */
+        bool time_sync = !(r->s->planning && !r->o->dry_run);
+        if (rd_run_converge_one(r->s, e, time_sync, r->today, r->from, r->to) != 0) {
             r->stats.errors++;
             if (++in_a_row >= MAX_ERRORS_IN_A_ROW) {
                 const struct rd_finding *f = &r->s->findings[r->s->nfindings - 1];

@@ -89,11 +89,11 @@ struct json_object *rd_run_counts(const struct rd_sync *s);
 
 /*
  * Converges one employee with every capability's function, as the handlers do:
- * identity, lifecycle and approver delegations (rd_person_converge), then attendances
- * and absences with their MOCO user. A failure becomes an error
+ * identity, lifecycle and approver delegations (rd_person_converge), then, with
+ * time_sync, attendances and absences with their MOCO user. A failure becomes an error
  * finding; returns -1 then (the caller goes on with the next person).
  */
-int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e, const char *today,
-                        const char *from, const char *to);
+int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e, bool time_sync,
+                        const char *today, const char *from, const char *to);
 
 #endif

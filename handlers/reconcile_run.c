@@ -311,8 +311,8 @@ static void step_failed(struct rd_sync *s, const struct rd_personio_employee *e,
                     (long long)e->id, step, err->msg[0] ? err->msg : "unknown error");
 }
 
-int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e, const char *today,
-                        const char *from, const char *to)
+int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e, bool time_sync,
+                        const char *today, const char *from, const char *to)
 {
     struct rd_http_error err = {0};
     int failed = 0;
@@ -320,7 +320,7 @@ int rd_run_converge_one(struct rd_sync *s, const struct rd_personio_employee *e,
         step_failed(s, e, "the lifecycle step (link, onboarding, movers, deactivation)", &err);
         return -1; /* without the links the other steps would act on a guess */
     }
-    int64_t moco = rd_identity_pinned_moco(s, e->id);
+    int64_t moco = time_sync ? rd_identity_pinned_moco(s, e->id) : 0;
     memset(&err, 0, sizeof(err));
     if (moco && rd_attendance_converge(s, e, moco, from, today, &err) != 0) {
         step_failed(s, e, "the attendance push", &err);
