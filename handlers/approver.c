@@ -566,11 +566,6 @@ static int approver_account(struct job *j, bool *found, struct rd_http_error *er
     return 0;
 }
 
-static char *dup_or_null(const char *v)
-{
-    return v ? rd_strdup(v) : NULL;
-}
-
 /* Lists the approver's delegations; only ours (ext_tid != 0) are ever looked at. A
  * nightly run has read every delegation once (rd_reconcile_delegations): the approver's
  * are copied from there, by the user name the platform answers with. */
@@ -584,15 +579,7 @@ static int list_platform(struct job *j, struct rd_http_error *err)
                 continue;
             j->platform.items =
                 rd_realloc(j->platform.items, (j->platform.count + 1) * sizeof(*j->platform.items));
-            j->platform.items[j->platform.count++] = (struct rd_delegation){
-                .id = dup_or_null(d->id),
-                .approver = dup_or_null(d->approver),
-                .delegate = dup_or_null(d->delegate),
-                .starts_at = dup_or_null(d->starts_at),
-                .ends_at = dup_or_null(d->ends_at),
-                .reason = dup_or_null(d->reason),
-                .external_id = dup_or_null(d->external_id),
-            };
+            rd_delegation_copy(&j->platform.items[j->platform.count++], d);
         }
         return 0;
     }

@@ -233,12 +233,7 @@ int rd_lc_group(struct rd_sync *s, const char *name, struct rd_scim_group **g,
             if (!pg->id || !pg->display_name || strcasecmp(pg->display_name, name) != 0)
                 continue;
             found = true;
-            got.id = rd_strdup(pg->id);
-            got.display_name = rd_strdup(pg->display_name);
-            got.nmembers = pg->nmembers;
-            got.members = got.nmembers ? rd_calloc(got.nmembers, sizeof(*got.members)) : NULL;
-            for (size_t k = 0; k < got.nmembers; k++)
-                got.members[k] = rd_strdup(pg->members[k]);
+            rd_scim_group_copy(&got, pg);
         }
     } else {
         struct rd_scim *sc = rd_sync_scim(s, err);

@@ -52,6 +52,8 @@ struct rd_scim_new_user {
 void rd_scim_user_clear(struct rd_scim_user *u);
 void rd_scim_user_list_free(struct rd_scim_user_list *l);
 void rd_scim_group_clear(struct rd_scim_group *g);
+/* Deep copy of g into out (clear it with rd_scim_group_clear). */
+void rd_scim_group_copy(struct rd_scim_group *out, const struct rd_scim_group *g);
 
 /*
  * A client for one platform. scim_base_url like "https://spend.example/scim/v2",
@@ -163,6 +165,8 @@ struct rd_delegation_list {
 };
 
 void rd_delegation_list_free(struct rd_delegation_list *l);
+/* Deep copy of d into out (freed with the list it is put in). */
+void rd_delegation_copy(struct rd_delegation *out, const struct rd_delegation *d);
 
 /*
  * Creates a delegation. external_id makes it idempotent: when the platform

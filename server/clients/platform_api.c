@@ -22,6 +22,22 @@ static char *jstr(struct json_object *v)
     return rd_strdup(json_object_get_string(v));
 }
 
+static char *opt_dup(const char *s)
+{
+    return s ? rd_strdup(s) : NULL;
+}
+
+void rd_delegation_copy(struct rd_delegation *out, const struct rd_delegation *d)
+{
+    *out = (struct rd_delegation){.id = opt_dup(d->id),
+                                  .approver = opt_dup(d->approver),
+                                  .delegate = opt_dup(d->delegate),
+                                  .starts_at = opt_dup(d->starts_at),
+                                  .ends_at = opt_dup(d->ends_at),
+                                  .reason = opt_dup(d->reason),
+                                  .external_id = opt_dup(d->external_id)};
+}
+
 void rd_delegation_list_free(struct rd_delegation_list *l)
 {
     if (!l)

@@ -69,6 +69,19 @@ static char *dup_or_null(const char *s)
     return s ? rd_strdup(s) : NULL;
 }
 
+void rd_scim_group_copy(struct rd_scim_group *out, const struct rd_scim_group *g)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = dup_or_null(g->id);
+    out->display_name = dup_or_null(g->display_name);
+    if (g->nmembers) {
+        out->members = rd_calloc(g->nmembers, sizeof(char *));
+        for (size_t i = 0; i < g->nmembers; i++)
+            out->members[i] = rd_strdup(g->members[i]);
+        out->nmembers = g->nmembers;
+    }
+}
+
 void rd_scim_user_copy(struct rd_scim_user *out, const struct rd_scim_user *u)
 {
     memset(out, 0, sizeof(*out));
