@@ -102,6 +102,16 @@ static const char HANDBACK_SQL[] =
     "       lease_owner = NULL, lease_until = NULL, updated_at = now()"
     " WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2";
 
+/*
+ * Jobs are derived from committed events by the dispatchers, after the intake's
+ * commit, in batches of up to DERIVE_BATCH events in one transaction that also
+ * moves the watermark (sql/011_derived_jobs.sql says why that is exact). Returns
+ * the events taken, -1 when another instance holds the watermark, -2 on an error.
+ */
+#define DERIVE_BATCH 10000
+#define DERIVE_BUSY_RETRY_MS 20
+static const char DERIVE_SQL[] = "SELECT rd_derive_jobs($1::int)";
+
 /* ---------------------------------------------------------------- pure helpers */
 
 double rd_queue_backoff_cap(int attempt, int base_seconds)
@@ -226,9 +236,11 @@ bool rd_queue_db_ok(PGconn *db, const char *session)
 
 int rd_queue_count_states(PGconn *db, int64_t counts[RD_JOBS_NSTATES], char *err, size_t errlen)
 {
+    /* Events no deriver has reached yet are pending work too, due now. */
     PGresult *res =
         rd_db_exec(db,
-                   "SELECT count(*) FILTER (WHERE state = 'pending' AND run_at <= now()),"
+                   "SELECT count(*) FILTER (WHERE state = 'pending' AND run_at <= now())"
+                   "         + rd_underived_events(),"
                    "       count(*) FILTER (WHERE state = 'pending' AND run_at > now()),"
                    "       count(*) FILTER (WHERE state = 'running'),"
                    "       count(*) FILTER (WHERE state = 'failed'),"
@@ -446,6 +458,34 @@ static void hand_back(struct rd_queue *q)
     free(ids);
 }
 
+/* Derives jobs from new events; returns as rd_derive_jobs, or -2 on an error. */
+static int derive(struct rd_queue *q)
+{
+    char err[512], batch[16];
+    if (!rd_queue_db_ok(q->dispatch_db, RD_QUEUE_SESSION_DISPATCH)) {
+        rd_log_warn("queue: derive connection lost: %s", PQerrorMessage(q->dispatch_db));
+        return -2;
+    }
+    snprintf(batch, sizeof batch, "%d", DERIVE_BATCH);
+    const char *params[1] = {batch};
+    struct timespec t0 = rd_queue_now();
+    PGresult *res =
+        rd_queue_exec(q->dispatch_db, "rd_derive", DERIVE_SQL, 1, params, err, sizeof err);
+    if (!res) {
+        rd_log_warn("queue: deriving jobs failed: %s", err);
+        return -2;
+    }
+    int n = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (n > 0 && rd_log_enabled(RD_LOG_DEBUG)) {
+        struct timespec t1 = rd_queue_now();
+        rd_log_debug("queue: derived jobs for %d events in %.3f ms", n,
+                     (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+                         (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
+    return n;
+}
+
 /* Runs one claim for `free_slots` workers and queues the result; called without the lock. */
 static void claim_round(struct rd_queue *q, int free_slots)
 {
@@ -470,6 +510,7 @@ static void *dispatcher_main(void *arg)
     struct rd_queue *q = arg;
     struct timespec next_poll = rd_queue_now();
     struct timespec next_hb = rd_queue_after_ms(RD_QUEUE_HEARTBEAT_SECONDS * 1000L);
+    struct timespec next_derive = rd_queue_now();
     int64_t *ids = rd_calloc((size_t)q->nworkers * RD_QUEUE_PREFETCH, sizeof *ids);
     pthread_mutex_lock(&q->mu);
     while (!q->dispatcher_exit) {
@@ -478,11 +519,17 @@ static void *dispatcher_main(void *arg)
                                           (int)q->ndone - (int)q->ncommitting;
         bool do_claim = free_slots > 0 && (q->wake || rd_queue_past(&next_poll));
         bool do_hb = rd_queue_past(&next_hb);
-        if (!do_claim && !do_hb) {
+        /* Derived even while every worker is busy: other instances may claim the jobs. */
+        bool do_derive = !q->closing && (q->derive_wake || rd_queue_past(&next_derive));
+        if (!do_claim && !do_hb && !do_derive) {
             const struct timespec *until = free_slots > 0 ? ts_min(&next_poll, &next_hb) : &next_hb;
+            if (!q->closing)
+                until = ts_min(until, &next_derive);
             pthread_cond_timedwait(&q->dispatch_cv, &q->mu, until);
             continue;
         }
+        if (do_derive)
+            q->derive_wake = false;
         size_t nids = 0;
         if (do_hb)
             for (; nids < q->nheld; nids++)
@@ -493,6 +540,16 @@ static void *dispatcher_main(void *arg)
         if (do_hb) {
             heartbeat(q, ids, nids);
             next_hb = rd_queue_after_ms(RD_QUEUE_HEARTBEAT_SECONDS * 1000L);
+        }
+        if (do_derive) {
+            int n = derive(q);
+            /* A full batch: more is waiting. Busy elsewhere: that deriver may have
+               started before our intake's commit, so look again soon. */
+            next_derive = rd_queue_after_ms(n >= DERIVE_BATCH ? 0
+                                            : n == -1         ? DERIVE_BUSY_RETRY_MS
+                                                              : RD_QUEUE_POLL_MS);
+            if (n > 0 && free_slots > 0)
+                do_claim = true;
         }
         if (do_claim) {
             claim_round(q, free_slots);
@@ -651,6 +708,7 @@ struct rd_queue *rd_queue_start(const struct rd_config *cfg, const uint8_t key[3
     q->held = rd_calloc((size_t)n * RD_QUEUE_PREFETCH, sizeof *q->held);
     q->done = rd_calloc((size_t)n * RD_QUEUE_PREFETCH, sizeof *q->done);
     q->wake = true;
+    q->derive_wake = true;
     atomic_init(&q->stopping, false);
     init_sync(q);
     if (connect_all(q, err, errlen) != 0 || start_threads(q, box->args, err, errlen) != 0) {
@@ -667,6 +725,7 @@ void rd_queue_wake(struct rd_queue *q)
         return;
     pthread_mutex_lock(&q->mu);
     q->wake = true;
+    q->derive_wake = true;
     pthread_cond_signal(&q->dispatch_cv);
     pthread_mutex_unlock(&q->mu);
 }

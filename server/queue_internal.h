@@ -60,6 +60,7 @@ struct rd_queue {
     pthread_cond_t sched_cv;
     pthread_cond_t complete_cv;
     bool wake;            /* work may be due: claim at the next chance */
+    bool derive_wake;     /* events may have committed: derive their jobs at the next chance */
     bool closing;         /* stop: no claims, workers exit when idle */
     bool dispatcher_exit; /* after the workers are joined */
     bool scheduler_exit;

@@ -14,7 +14,7 @@ import pytest
 import helpers as H
 from test_queue import drivers, qdb  # noqa: F401  (fixtures)
 
-# A burst as the intake leaves it: one statement, the queue trigger makes one job per
+# A burst as the intake leaves it: one statement; the dispatchers derive one job per
 # event. 'document.created' is routed nowhere: its job finishes as done, 'no handler'.
 BURST_SQL = """
 INSERT INTO events (connection_id, source, event_type, subject, auth, dedup_key, headers, body)
@@ -78,6 +78,7 @@ def test_finished_job_whose_commit_failed_is_not_left_to_lapse(qdb, drivers):
     # orders). The job is finished: it must not stay 'running' until its lease lapses
     # and then run a second time.
     ev = qdb.add_events(qdb.acme, [("document.created", "p-1", {})])[0]
+    qdb.derive()
     job = qdb.one("SELECT job_id FROM job_events WHERE event_id = %s", (ev,))
     locker = qdb.pg.connect(qdb.name)
     try:
@@ -146,6 +147,7 @@ def test_handed_back_job_keeps_its_place_in_its_key(qdb, drivers):
     d.wake()
     qdb.wait_status(first, {"running"}, 10)  # claimed ahead, waiting for the worker
     second = qdb.add_event(qdb.acme, "test.script", "k", {"sleep_ms": 10})
+    qdb.derive()
     j1 = qdb.one("SELECT job_id FROM job_events WHERE event_id = %s", (first,))
     j2 = qdb.one("SELECT job_id FROM job_events WHERE event_id = %s", (second,))
     assert j1 != j2, "the second event joined the running job"
