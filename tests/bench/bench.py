@@ -207,6 +207,58 @@ class Postgres:
         self.q("postgres", "SELECT pg_stat_statements_reset()")
 
 
+class CommitSampler:
+    """--pg-stats: how the intake's group commit meets the WAL. Samples the intake's
+    sessions in pg_stat_activity every 10 ms (busy in a statement, waiting for a
+    WAL flush, idle) and reads pg_stat_wal and the database's commits before and
+    after, so a run reports events per commit and per WAL flush."""
+
+    def __init__(self, pg, db, app):
+        self.pg, self.db, self.app = pg, db, app
+        self.states = {}
+        self.stop_flag = threading.Event()
+        self.before = self._counters()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _counters(self):
+        return self.pg.q(self.db, "SELECT (SELECT wal_sync FROM pg_stat_wal),"
+                         " (SELECT wal_write FROM pg_stat_wal),"
+                         " (SELECT xact_commit FROM pg_stat_database"
+                         "  WHERE datname = current_database()),"
+                         " (SELECT count(*) FROM events)")[0]
+
+    def _run(self):
+        c = self.pg.connect(self.db)
+        cur = c.cursor()
+        while not self.stop_flag.wait(0.01):
+            cur.execute("SELECT CASE WHEN state <> 'active' THEN 'idle'"
+                        " WHEN wait_event IS NULL THEN 'cpu'"
+                        " ELSE wait_event_type || ':' || wait_event END, count(*)"
+                        " FROM pg_stat_activity WHERE application_name = %s GROUP BY 1",
+                        (self.app,))
+            for k, n in cur.fetchall():
+                self.states[k] = self.states.get(k, 0) + n
+        c.close()
+
+    def finish(self):
+        self.stop_flag.set()
+        self.thread.join(10)
+        after = self._counters()
+        syncs, writes, commits, events = (int(a) - int(b) for a, b in zip(after, self.before))
+        total = sum(self.states.values()) or 1
+        out = {"wal_syncs": syncs, "wal_writes": writes, "commits": commits, "events": events,
+               "events_per_commit": events / commits if commits else 0.0,
+               "events_per_wal_sync": events / syncs if syncs else 0.0,
+               "session_states": {k: round(v / total, 3) for k, v in
+                                  sorted(self.states.items(), key=lambda kv: -kv[1])}}
+        log(f"commit path: {events:,} events in {commits:,} commits"
+            f" ({out['events_per_commit']:.1f} per commit), {syncs:,} WAL syncs"
+            f" ({out['events_per_wal_sync']:.1f} events per sync); intake sessions: "
+            + ", ".join(f"{k} {v:.0%}" for k, v in out["session_states"].items()))
+        return out
+
+
 # --------------------------------------------------------------------------- wrk
 
 def parse_wrk(out):
@@ -500,8 +552,11 @@ def run_rosterd_intake(st, args):
         idle = max(idle, rss_kib(p.pid))
     sampler = RssSampler(p.pid)
     ids = st.tmp / "ids-rosterd-"
+    commits = CommitSampler(st.pg, "rosterd", "rosterd-intake") if args.pg_stats else None
     v = wrk(args, f"https://127.0.0.1:{st.rd_port}/webhooks/bench/moco", args.duration,
             st.req_prefix, ids_prefix=ids, sampler=sampler)
+    if commits:
+        v["commit_path"] = commits.finish()
     rc = st.procs.stop(p)
     v["rss_idle_mib"] = idle / 1024.0
     v["rss_peak_mib"] = sampler.peak_kib / 1024.0
