@@ -199,7 +199,7 @@ static int parse_args(int argc, char **argv, const char **conf, enum role *role)
     return 0;
 }
 
-/* The intake's commit callback: new jobs exist, wake the local dispatcher. */
+/* The intake's commit callback: events committed, wake the dispatcher to derive jobs. */
 static void on_commit(void *arg)
 {
     rd_queue_wake(arg);
