@@ -61,17 +61,13 @@ INSERT INTO job_derive_mark (prev) VALUES (pg_current_snapshot());
 
 -- The events of step (prev, cur] after the cursor, in (txid, id) order. Two index
 -- ranges, each ordered: the transactions that were running at prev (few), and
--- those that started after it. plpgsql, not sql: a LANGUAGE sql function with SET
--- is planned again on every call, and the dispatcher calls it after each commit of
--- its local intake (~1 ms of planning each, on the webhook-to-handler latency).
+-- those that started after it.
 CREATE FUNCTION rd_derive_step(prev pg_snapshot, cur pg_snapshot, at_xid xid8, at_id bigint,
                                max_events integer)
 RETURNS TABLE (id bigint, connection_id bigint, source text, event_type text, subject text,
                txid xid8)
-LANGUAGE plpgsql STABLE SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
-BEGIN
-    RETURN QUERY
-    SELECT s.id, s.connection_id, s.source, s.event_type, s.subject, s.txid FROM (
+LANGUAGE sql STABLE SET enable_seqscan = off AS $$
+    SELECT * FROM (
         (SELECT e.id, e.connection_id, e.source, e.event_type, e.subject, e.txid FROM events e
          WHERE e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(prev)))
            AND (e.txid, e.id) > (at_xid, at_id) AND pg_visible_in_snapshot(e.txid, cur)
@@ -81,8 +77,7 @@ BEGIN
          WHERE e.txid >= pg_snapshot_xmax(prev) AND e.txid < pg_snapshot_xmax(cur)
            AND (e.txid, e.id) > (at_xid, at_id) AND pg_visible_in_snapshot(e.txid, cur)
          ORDER BY e.txid, e.id LIMIT max_events)
-    ) s ORDER BY s.txid, s.id LIMIT max_events;
-END
+    ) s ORDER BY s.txid, s.id LIMIT max_events
 $$;
 
 -- Derives jobs for at most max_events events of the current step. Returns the
