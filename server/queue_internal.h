@@ -51,6 +51,7 @@ struct rd_queue {
     int64_t claim_mark_id;
     char claim_mark_run_at[64];
     int claims_since_full;
+    struct timespec next_full_ok; /* a commit may force a full claim from then on */
     PGconn *sched_db;
     PGconn *complete_db;
 
@@ -60,6 +61,7 @@ struct rd_queue {
     pthread_cond_t sched_cv;
     pthread_cond_t complete_cv;
     bool wake;            /* work may be due: claim at the next chance */
+    bool committed;       /* rd_queue_wake since the last full claim began: see claim() */
     bool closing;         /* stop: no claims, workers exit when idle */
     bool dispatcher_exit; /* after the workers are joined */
     bool scheduler_exit;
