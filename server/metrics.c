@@ -72,7 +72,7 @@ static void label(struct rd_buf *b, const char *name, const char *value, bool fi
 static uint64_t values_hash(const char *const *vals, int n)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; vals && i < n; i++) {
         for (const unsigned char *p = (const unsigned char *)vals[i];; p++) {
             h = (h ^ *p) * 0x100000001b3ULL;
             if (!*p)
