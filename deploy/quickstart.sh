@@ -93,7 +93,7 @@ say "Starting the sandbox (fake Personio, MOCO, platform, Slack) with the demo c
 python3 "$root/deploy/sandbox/sandbox.py" serve --port 0 --seed demo \
   --tls-cert server.pem --tls-key server.key > sandbox.out 2> sandbox.log &
 pids+=($!)
-for _ in $(seq 50); do [ -s sandbox.out ] && break; sleep 0.1; done
+for _ in $(seq 150); do [ -s sandbox.out ] && break; sleep 0.1; done
 [ -s sandbox.out ] || die "the sandbox did not start; see .rosterd/sandbox.log"
 sb() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' sandbox.out "$1"; }
 sandbox=$(sb base_url)
@@ -145,7 +145,8 @@ SANDBOX_PLATFORM_TOKEN=demo-platform-token SANDBOX_SLACK_URL="$(sb slack_webhook
 say "Starting rosterd"
 "$bin/rosterd" -c "$state/rosterd.conf" 2> rosterd.log &
 pids+=($!)
-for _ in $(seq 100); do
+# up to 30 s: a loaded machine (a CI runner with tests beside it) can take 10 s to start it
+for _ in $(seq 300); do
   curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break
   kill -0 "${pids[-1]}" 2>/dev/null || die "rosterd exited; see .rosterd/rosterd.log"
   sleep 0.1

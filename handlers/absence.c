@@ -23,6 +23,8 @@
 #include "rosterd/mem.h"
 #include "rosterd/timesync.h"
 
+#include "prefetch_internal.h"
+
 #define SWEEP_SECONDS 1800.0
 #define BULK_PEOPLE 4
 /* A person's absences are converged from 30 days back to a year ahead. */
@@ -178,23 +180,24 @@ static int load_links(struct aconv *c, struct rd_http_error *err)
     id_text(cid, sizeof(cid), c->s->connection_id);
     id_text(uid, sizeof(uid), c->uid);
     const char *params[4] = {cid, uid, c->from, c->to};
-    PGresult *res = rd_db_exec(c->s->db,
-                               "SELECT schedule_id, time_off_id, date::text FROM schedule_links"
-                               " WHERE connection_id = $1::bigint AND moco_user_id = $2::bigint"
-                               " AND date BETWEEN $3::date AND $4::date ORDER BY date",
-                               4, params, dberr, sizeof(dberr));
-    if (!res) {
+    struct rd_prefetch_result r;
+    if (rd_prefetch_or_exec(c->s, RD_PREFETCH_SCHEDULE_LINKS, c->uid, c->from, c->to,
+                            "SELECT schedule_id, time_off_id, date::text FROM schedule_links"
+                            " WHERE connection_id = $1::bigint AND moco_user_id = $2::bigint"
+                            " AND date BETWEEN $3::date AND $4::date ORDER BY date",
+                            4, params, &r, dberr, sizeof(dberr)) != 0) {
         rd_http_error_set(err, false, 0, "schedule links: %s", dberr);
         return -1;
     }
-    c->nlinks = (size_t)PQntuples(res);
+    c->nlinks = r.n;
     c->links = rd_calloc(c->nlinks + 1, sizeof(*c->links));
-    for (size_t i = 0; i < c->nlinks; i++) {
-        c->links[i].schedule_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        c->links[i].time_off_id = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
-        snprintf(c->links[i].date, sizeof(c->links[i].date), "%s", PQgetvalue(res, (int)i, 2));
+    for (size_t k = 0; k < c->nlinks; k++) {
+        int i = rd_prefetch_row(&r, k);
+        c->links[k].schedule_id = strtoll(PQgetvalue(r.res, i, 0), NULL, 10);
+        c->links[k].time_off_id = strtoll(PQgetvalue(r.res, i, 1), NULL, 10);
+        snprintf(c->links[k].date, sizeof(c->links[k].date), "%s", PQgetvalue(r.res, i, 2));
     }
-    PQclear(res);
+    rd_prefetch_result_clear(&r);
     return 0;
 }
 

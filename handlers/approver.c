@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "lifecycle_internal.h"
+#include "prefetch_internal.h"
 #include "rosterd/db.h"
 #include "rosterd/identity.h"
 #include "rosterd/log.h"
@@ -77,23 +78,24 @@ static int load_rows(struct rd_sync *s, int64_t approver, struct rows *out,
     char cid[24], pid[24], dberr[256];
     const char *params[2] = {rd_lc_id(cid, sizeof(cid), s->connection_id),
                              rd_lc_id(pid, sizeof(pid), approver)};
-    PGresult *res = rd_db_exec(s->db,
-                               "SELECT time_off_id, platform_id, start_date::text, end_date::text,"
-                               " delegate FROM delegations WHERE connection_id = $1::bigint"
-                               " AND approver_id = $2::bigint ORDER BY time_off_id",
-                               2, params, dberr, sizeof(dberr));
-    if (!res)
+    struct rd_prefetch_result res;
+    if (rd_prefetch_or_exec(s, RD_PREFETCH_DELEGATIONS, approver, NULL, NULL,
+                            "SELECT time_off_id, platform_id, start_date::text, end_date::text,"
+                            " delegate FROM delegations WHERE connection_id = $1::bigint"
+                            " AND approver_id = $2::bigint ORDER BY time_off_id",
+                            2, params, &res, dberr, sizeof(dberr)) != 0)
         return rd_lc_db_fail(err, "delegations", dberr);
-    out->items = rd_calloc((size_t)PQntuples(res) + 1, sizeof(*out->items));
-    for (int i = 0; i < PQntuples(res); i++) {
+    out->items = rd_calloc(res.n + 1, sizeof(*out->items));
+    for (size_t k = 0; k < res.n; k++) {
+        int i = rd_prefetch_row(&res, k);
         struct row *r = &out->items[out->n++];
-        r->tid = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        r->platform_id = rd_strdup(PQgetvalue(res, i, 1));
-        r->start = rd_strdup(PQgetvalue(res, i, 2));
-        r->end = rd_strdup(PQgetvalue(res, i, 3));
-        r->delegate = rd_strdup(PQgetvalue(res, i, 4));
+        r->tid = strtoll(PQgetvalue(res.res, i, 0), NULL, 10);
+        r->platform_id = rd_strdup(PQgetvalue(res.res, i, 1));
+        r->start = rd_strdup(PQgetvalue(res.res, i, 2));
+        r->end = rd_strdup(PQgetvalue(res.res, i, 3));
+        r->delegate = rd_strdup(PQgetvalue(res.res, i, 4));
     }
-    PQclear(res);
+    rd_prefetch_result_clear(&res);
     return 0;
 }
 

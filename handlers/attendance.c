@@ -22,6 +22,8 @@
 #include "rosterd/mem.h"
 #include "rosterd/timesync.h"
 
+#include "prefetch_internal.h"
+
 /* A sweep may take this long (paced upstream calls); the lease is renewed meanwhile. */
 #define SWEEP_SECONDS 1800.0
 /* From this many people on, a sweep resolves them from full lists read once. */
@@ -89,60 +91,72 @@ static int load_links(struct conv *c, struct rd_http_error *err)
     int64_t *ids = rd_calloc(c->pres.count + 1, sizeof(int64_t));
     for (size_t i = 0; i < c->pres.count; i++)
         ids[i] = c->pres.items[i].id;
-    char *arr = rd_db_int8_array(ids, c->pres.count);
-    free(ids);
-    char cid[24], uid[24], dberr[256];
-    id_text(cid, sizeof(cid), c->s->connection_id);
-    id_text(uid, sizeof(uid), c->uid);
-    const char *params[5] = {cid, uid, c->from, c->to, arr};
-    PGresult *res = rd_db_exec(
-        c->s->db,
-        "SELECT presence_id, attendance_id, date::text, start_time, end_time FROM attendance_links"
-        " WHERE connection_id = $1::bigint AND ((moco_user_id = $2::bigint"
-        "  AND date BETWEEN $3::date AND $4::date) OR presence_id = ANY($5::bigint[]))",
-        5, params, dberr, sizeof(dberr));
-    if (res) {
-        c->nlinks = (size_t)PQntuples(res);
-        c->links = rd_calloc(c->nlinks + 1, sizeof(*c->links));
-        for (size_t i = 0; i < c->nlinks; i++) {
-            struct alink *l = &c->links[i];
-            l->presence_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-            l->attendance_id = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
-            snprintf(l->date, sizeof(l->date), "%s", PQgetvalue(res, (int)i, 2));
-            snprintf(l->start, sizeof(l->start), "%s", PQgetvalue(res, (int)i, 3));
-            snprintf(l->end, sizeof(l->end), "%s", PQgetvalue(res, (int)i, 4));
-        }
-        PQclear(res);
+    struct rd_prefetch_rows lpf, cpf;
+    PGresult *lres = NULL, *cres = NULL;
+    if (!rd_prefetch_attendance(c->s, c->uid, c->from, c->to, ids, c->pres.count, &lpf, &cpf)) {
+        char *arr = rd_db_int8_array(ids, c->pres.count);
+        char cid[24], uid[24], dberr[256];
+        id_text(cid, sizeof(cid), c->s->connection_id);
+        id_text(uid, sizeof(uid), c->uid);
+        const char *params[5] = {cid, uid, c->from, c->to, arr};
+        lres = rd_db_exec(c->s->db,
+                          "SELECT presence_id, attendance_id, date::text, start_time, end_time"
+                          " FROM attendance_links WHERE connection_id = $1::bigint"
+                          " AND ((moco_user_id = $2::bigint AND date BETWEEN $3::date AND $4::date)"
+                          "  OR presence_id = ANY($5::bigint[]))",
+                          5, params, dberr, sizeof(dberr));
         const char *cparams[2] = {cid, arr};
-        res = rd_db_exec(c->s->db,
-                         "SELECT presence_id, date::text, start_time, end_time,"
-                         " array_to_string(other_ids, ','), message FROM attendance_conflicts"
-                         " WHERE connection_id = $1::bigint AND presence_id = ANY($2::bigint[])",
-                         2, cparams, dberr, sizeof(dberr));
+        if (lres)
+            cres = rd_db_exec(c->s->db,
+                              "SELECT presence_id, date::text, start_time, end_time,"
+                              " array_to_string(other_ids, ','), message FROM attendance_conflicts"
+                              " WHERE connection_id = $1::bigint"
+                              " AND presence_id = ANY($2::bigint[])",
+                              2, cparams, dberr, sizeof(dberr));
+        free(arr);
+        if (!lres || !cres) {
+            PQclear(lres);
+            free(ids);
+            rd_http_error_set(err, false, 0, "attendance links: %s", dberr);
+            return -1;
+        }
     }
-    free(arr);
-    if (!res) {
-        rd_http_error_set(err, false, 0, "attendance links: %s", dberr);
-        return -1;
+    free(ids);
+    const PGresult *res = lres ? lres : lpf.res;
+    c->nlinks = lres ? (size_t)PQntuples(lres) : lpf.n;
+    c->links = rd_calloc(c->nlinks + 1, sizeof(*c->links));
+    for (size_t k = 0; k < c->nlinks; k++) {
+        int i = lres ? (int)k : lpf.rows[k];
+        struct alink *l = &c->links[k];
+        l->presence_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        l->attendance_id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+        snprintf(l->date, sizeof(l->date), "%s", PQgetvalue(res, i, 2));
+        snprintf(l->start, sizeof(l->start), "%s", PQgetvalue(res, i, 3));
+        snprintf(l->end, sizeof(l->end), "%s", PQgetvalue(res, i, 4));
     }
-    c->nconf = (size_t)PQntuples(res);
+    res = cres ? cres : cpf.res;
+    c->nconf = cres ? (size_t)PQntuples(cres) : cpf.n;
     c->conf = rd_calloc(c->nconf + 1, sizeof(*c->conf));
-    for (size_t i = 0; i < c->nconf; i++) {
-        struct aconflict *k = &c->conf[i];
-        k->presence_id = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        snprintf(k->date, sizeof(k->date), "%s", PQgetvalue(res, (int)i, 1));
-        snprintf(k->start, sizeof(k->start), "%s", PQgetvalue(res, (int)i, 2));
-        snprintf(k->end, sizeof(k->end), "%s", PQgetvalue(res, (int)i, 3));
-        const char *o = PQgetvalue(res, (int)i, 4);
+    for (size_t n = 0; n < c->nconf; n++) {
+        int i = cres ? (int)n : cpf.rows[n];
+        struct aconflict *k = &c->conf[n];
+        k->presence_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        snprintf(k->date, sizeof(k->date), "%s", PQgetvalue(res, i, 1));
+        snprintf(k->start, sizeof(k->start), "%s", PQgetvalue(res, i, 2));
+        snprintf(k->end, sizeof(k->end), "%s", PQgetvalue(res, i, 3));
+        const char *o = PQgetvalue(res, i, 4);
         k->others = rd_calloc(strlen(o) / 2 + 2, sizeof(int64_t));
         for (char *end = NULL; *o; o = *end ? end + 1 : end) {
             k->others[k->nothers++] = strtoll(o, &end, 10);
             if (end == o)
                 break;
         }
-        k->message = rd_strdup(PQgetvalue(res, (int)i, 5));
+        k->message = rd_strdup(PQgetvalue(res, i, 5));
     }
-    PQclear(res);
+    PQclear(lres);
+    PQclear(cres);
+    rd_prefetch_rows_free(&lpf);
+    rd_prefetch_rows_free(&cpf);
     return 0;
 }
 
@@ -196,10 +210,18 @@ static bool presence_in_view(const struct conv *c, int64_t id)
     return false;
 }
 
+/* A write to the links or conflicts: what a run's chunk read of them no longer holds. */
+static void links_changed(struct conv *c)
+{
+    rd_prefetch_drop(c->s, RD_PREFETCH_ATTENDANCE_LINKS);
+    rd_prefetch_drop(c->s, RD_PREFETCH_ATTENDANCE_CONFLICTS);
+}
+
 /* A database statement with the link's parameters; a person not yet in people is remembered. */
 static int link_sql(struct conv *c, const char *sql, const struct rd_moco_presence *p,
                     int64_t attendance_id, struct rd_http_error *err)
 {
+    links_changed(c);
     char cid[24], pid[24], aid[24], emp[24], uid[24], dberr[256];
     id_text(cid, sizeof(cid), c->s->connection_id);
     id_text(pid, sizeof(pid), p->id);
@@ -243,6 +265,7 @@ static int save_link(struct conv *c, const struct rd_moco_presence *p, int64_t a
 
 static int drop_link(struct conv *c, int64_t presence_id, struct rd_http_error *err)
 {
+    links_changed(c);
     char cid[24], pid[24], dberr[256];
     id_text(cid, sizeof(cid), c->s->connection_id);
     id_text(pid, sizeof(pid), presence_id);
@@ -335,6 +358,7 @@ static int overlap_refused(struct conv *c, const struct rd_moco_presence *p, int
     keep_perm(c, msg.data);
     int rc = 0;
     if (!c->s->dry_run) {
+        links_changed(c);
         char *arr = rd_db_int8_array(ids, n);
         char cid[24], pid[24], emp[24], uid[24], dberr[256];
         id_text(cid, sizeof(cid), c->s->connection_id);

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "lifecycle_internal.h"
+#include "prefetch_internal.h"
 #include "rosterd/db.h"
 #include "rosterd/handler.h"
 #include "rosterd/log.h"
@@ -94,25 +95,25 @@ static int open_jobs_of(struct rd_sync *s, int64_t pid, struct open_jobs *out,
     char cid[24], p[24], dberr[256];
     const char *params[2] = {rd_lc_id(cid, sizeof(cid), s->connection_id),
                              rd_lc_id(p, sizeof(p), pid)};
-    PGresult *res = rd_db_exec(s->db,
-                               "SELECT id, unique_key, state = 'running', payload ->> 'last_day',"
-                               " payload ->> 'deactivate_at' FROM jobs"
-                               " WHERE connection_id = $1::bigint AND subject = $2"
-                               " AND kind = '" RD_DEACTIVATION_KIND "' ORDER BY run_at, id",
-                               2, params, dberr, sizeof(dberr));
-    if (!res)
+    struct rd_prefetch_result r;
+    if (rd_prefetch_or_exec(s, RD_PREFETCH_DEACTIVATION_JOBS, pid, NULL, NULL,
+                            "SELECT id, unique_key, state = 'running', payload ->> 'last_day',"
+                            " payload ->> 'deactivate_at' FROM jobs"
+                            " WHERE connection_id = $1::bigint AND subject = $2"
+                            " AND kind = '" RD_DEACTIVATION_KIND "' ORDER BY run_at, id",
+                            2, params, &r, dberr, sizeof(dberr)) != 0)
         return rd_lc_db_fail(err, "deactivation jobs", dberr);
-    int n = PQntuples(res);
-    out->items = rd_calloc((size_t)n + 1, sizeof(*out->items));
-    for (int i = 0; i < n; i++) {
+    out->items = rd_calloc(r.n + 1, sizeof(*out->items));
+    for (size_t k = 0; k < r.n; k++) {
+        int i = rd_prefetch_row(&r, k);
         struct open_job *j = &out->items[out->n++];
-        j->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        j->ukey = opt_dup(res, i, 1);
-        j->running = strcmp(PQgetvalue(res, i, 2), "t") == 0;
-        j->last_day = opt_dup(res, i, 3);
-        j->deactivate_at = opt_dup(res, i, 4);
+        j->id = strtoll(PQgetvalue(r.res, i, 0), NULL, 10);
+        j->ukey = opt_dup(r.res, i, 1);
+        j->running = strcmp(PQgetvalue(r.res, i, 2), "t") == 0;
+        j->last_day = opt_dup(r.res, i, 3);
+        j->deactivate_at = opt_dup(r.res, i, 4);
     }
-    PQclear(res);
+    rd_prefetch_result_clear(&r);
     return 0;
 }
 

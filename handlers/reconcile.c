@@ -16,6 +16,7 @@
 #include <malloc.h>
 #endif
 
+#include "prefetch_internal.h"
 #include "reconcile_internal.h"
 #include "rosterd/connection.h"
 #include "rosterd/db.h"
@@ -125,8 +126,41 @@ static int converge_gone(struct run *r)
     return rc;
 }
 
-/* One pass over everyone. -1 with r->error when the run must stop. */
-static int converge_all(struct run *r)
+/*
+ * Reads what the next chunk of people's convergence reads from the database, in a
+ * statement per table instead of one per person, and takes their time-sync locks
+ * (handlers/prefetch_internal.h). The windows are the ones rd_run_converge_one's
+ * steps will ask for: the run's, from start_date on.
+ */
+static void prefetch_chunk(struct run *r, size_t first, bool time_sync)
+{
+    struct rd_sync *s = r->s;
+    size_t n = r->emps->count - first;
+    if (n > RD_PREFETCH_CHUNK)
+        n = RD_PREFETCH_CHUNK;
+    int64_t *pids = rd_calloc(n + 1, sizeof(*pids)), *uids = rd_calloc(n + 1, sizeof(*uids));
+    for (size_t i = 0; i < n; i++) {
+        pids[i] = r->emps->items[first + i].id;
+        uids[i] = time_sync ? rd_identity_pinned_moco(s, pids[i]) : 0;
+    }
+    const char *start = rd_sync_start_date(s);
+    const char *from = start && strcmp(r->from, start) < 0 ? start : r->from;
+    struct rd_prefetch_chunk ch = {.personio_ids = pids,
+                                   .npeople = n,
+                                   .moco_user_ids = uids,
+                                   .time_sync = time_sync,
+                                   .attendance_from = from,
+                                   .attendance_to = r->today,
+                                   .absence_from = from,
+                                   .absence_to = r->to,
+                                   .stats = &r->stats.prefetch};
+    rd_prefetch_begin(s, &ch);
+    free(pids);
+    free(uids);
+}
+
+/* The pass's people, a chunk at a time. */
+static int converge_people(struct run *r)
 {
     size_t in_a_row = 0;
     for (size_t i = 0; i < r->emps->count; i++) {
@@ -141,6 +175,8 @@ static int converge_all(struct run *r)
         /* A real run's counting pass only decides the breaker: time sync never
          * deactivates anyone, so it runs once, in the pass that counts. */
         bool time_sync = !(r->s->planning && !r->o->dry_run);
+        if (i % RD_PREFETCH_CHUNK == 0)
+            prefetch_chunk(r, i, time_sync);
         if (rd_run_converge_one(r->s, e, time_sync, r->today, r->from, r->to) != 0) {
             r->stats.errors++;
             if (++in_a_row >= MAX_ERRORS_IN_A_ROW) {
@@ -154,7 +190,18 @@ static int converge_all(struct run *r)
         } else {
             in_a_row = 0;
         }
+        rd_prefetch_tick(r->s);
     }
+    return 0;
+}
+
+/* One pass over everyone. -1 with r->error when the run must stop. */
+static int converge_all(struct run *r)
+{
+    int rc = converge_people(r);
+    rd_prefetch_end(r->s); /* the chunk's locks go before anyone else's turn */
+    if (rc != 0)
+        return -1;
     if (converge_gone(r) != 0) {
         snprintf(r->error, sizeof(r->error),
                  "interrupted while handling people gone from Personio");
@@ -417,6 +464,14 @@ static struct json_object *stats_json(const struct run *r)
     json_object_object_add(o, "preload_seconds", json_object_new_double(st->preload_seconds));
     json_object_object_add(o, "plan_seconds", json_object_new_double(st->plan_seconds));
     json_object_object_add(o, "apply_seconds", json_object_new_double(st->apply_seconds));
+    struct json_object *pf = json_object_new_object();
+    json_object_object_add(pf, "chunks", json_object_new_int64((int64_t)st->prefetch.chunks));
+    json_object_object_add(pf, "served", json_object_new_int64((int64_t)st->prefetch.served));
+    json_object_object_add(pf, "read_alone",
+                           json_object_new_int64((int64_t)st->prefetch.read_alone));
+    json_object_object_add(pf, "released_early",
+                           json_object_new_int64((int64_t)st->prefetch.released_early));
+    json_object_object_add(o, "prefetch", pf);
     json_object_object_add(o, "warnings", json_object_get(r->warnings));
     return o;
 }

@@ -15,6 +15,7 @@
 
 #include <libpq-fe.h>
 
+#include "prefetch_internal.h"
 #include "rosterd/http.h"
 #include "rosterd/personio.h"
 #include "rosterd/absence.h"
@@ -31,6 +32,7 @@ struct rd_reconcile_stats {
         presences, schedules;
     double preload_seconds, plan_seconds, apply_seconds;
     size_t errors;
+    struct rd_prefetch_stats prefetch; /* both passes' chunks */
 };
 
 /*

@@ -16,6 +16,8 @@
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 
+#include "prefetch_internal.h"
+
 /* ---- days ---- */
 
 /* Days since 1970-01-01 of a civil date (H. Hinnant's algorithm). */
@@ -487,11 +489,19 @@ bool rd_timesync_preload_pays(size_t people, size_t population, const char *from
     return pages < (double)people;
 }
 
+char *rd_timesync_lock_key(const struct rd_sync *s, const char *what, int64_t id)
+{
+    return rd_asprintf("timesync:%s:%lld:%lld", what, (long long)s->connection_id, (long long)id);
+}
+
 int rd_timesync_lock(struct rd_sync *s, const char *what, int64_t id, bool lock,
                      struct rd_http_error *err)
 {
-    char *key =
-        rd_asprintf("timesync:%s:%lld:%lld", what, (long long)s->connection_id, (long long)id);
+    char *key = rd_timesync_lock_key(s, what, id);
+    if (rd_prefetch_holds_lock(s, key)) { /* the run's chunk holds it (prefetch_internal.h) */
+        free(key);
+        return 0;
+    }
     char dberr[256];
     const char *params[1] = {key};
     int rc = rd_db_run(s->db,

@@ -194,8 +194,8 @@ static void reply_error(struct rd_intake *in, struct evhttp_request *req, int co
     int retry = code == 503 ? (rd_idb_ready(in->db) ? 1 : 5) : 0;
     reply(req, code, reason, b.data, retry, in->draining);
     rd_buf_free(&b);
-    rd_metrics_webhook(conn ? conn : "unknown", source ? source : "unknown", outcome);
-    rd_metrics_ingest_observe(rd_intake_now() - t0);
+    rd_metrics_webhook_answered(conn ? conn : "unknown", source ? source : "unknown", outcome,
+                                rd_intake_now() - t0);
 }
 
 /* ---- connection cache ------------------------------------------------------ */
@@ -714,8 +714,8 @@ static void on_batch(struct rd_pending *list, void *arg)
             snprintf(body, sizeof(body), "{\"event_id\":\"%lld\",\"status\":\"%s\"}",
                      (long long)p->event_id, dup ? "duplicate" : "queued");
             reply(p->req, dup ? 200 : 202, dup ? "OK" : "Accepted", body, 0, in->draining);
-            rd_metrics_webhook(p->connection_name, p->source, dup ? "duplicate" : "queued");
-            rd_metrics_ingest_observe(rd_intake_now() - p->t0);
+            rd_metrics_webhook_answered(p->connection_name, p->source, dup ? "duplicate" : "queued",
+                                        rd_intake_now() - p->t0);
             stored |= !dup;
             break;
         }

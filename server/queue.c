@@ -49,6 +49,17 @@ static const char CLAIM_SQL_HEAD[] =
  * jobs that became due behind the mark (retries, batches that committed late).
  */
 #define CLAIM_FULL_EVERY 16
+/*
+ * Jobs can also become due behind the mark while claims keep coming back full:
+ * the intake's two connections commit batches out of the order of their run_at
+ * (a statement's start), and a claim passes by a job an uncommitted intake batch
+ * holds a share lock on. Counting claims alone, such a job waited for up to 15
+ * more claims: 10 in a row were measured at 1,000 req/s, and during a backlog,
+ * when claims are full and take tens of ms, that is up to a second. So after a
+ * commit (rd_queue_wake) the next claim scans from the start, at most once per
+ * CLAIM_FULL_AFTER_COMMIT_MS: a job behind the mark waits that long, not 16 claims.
+ */
+#define CLAIM_FULL_AFTER_COMMIT_MS 10
 
 static const char CLAIM_SQL_AFTER[] = "    AND (j.run_at, j.id) > ($3::timestamptz, $4::bigint)";
 static const char CLAIM_SQL_MID[] =
@@ -103,7 +114,7 @@ static const char HANDBACK_SQL[] =
     " WHERE id = ANY($1::bigint[]) AND state = 'running' AND lease_owner = $2";
 
 /*
- * Jobs are derived from committed events by the dispatchers, after the intake's
+ * Jobs are derived from committed events by each instance's deriver, after the intake's
  * commit, in batches of up to DERIVE_BATCH events in one transaction that also
  * moves the watermark (sql/011_derived_jobs.sql says why that is exact). Returns
  * the events taken, -1 when another instance holds the watermark, -2 on an error.
@@ -356,7 +367,7 @@ static void parse_events(struct rd_claimed_job *job, const char *text)
 }
 
 /* Claims up to max jobs into out; returns the count, -1 on a database error. */
-static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
+static int claim(struct rd_queue *q, int max, bool full, struct rd_claimed_job **out)
 {
     char err[512];
     if (!rd_queue_db_ok(q->dispatch_db, RD_QUEUE_SESSION_DISPATCH)) {
@@ -367,8 +378,10 @@ static int claim(struct rd_queue *q, int max, struct rd_claimed_job **out)
     int batch = 1;
     while (batch <= max / 2 && batch < 1024)
         batch *= 2;
-    bool after = q->claim_mark_id > 0 && q->claims_since_full < CLAIM_FULL_EVERY;
+    bool after = !full && q->claim_mark_id > 0 && q->claims_since_full < CLAIM_FULL_EVERY;
     q->claims_since_full = after ? q->claims_since_full + 1 : 0;
+    if (!after)
+        q->next_full_ok = rd_queue_after_ms(CLAIM_FULL_AFTER_COMMIT_MS);
     char name[32], lease[16], mark_id[24];
     char sql[sizeof CLAIM_SQL_HEAD + sizeof CLAIM_SQL_AFTER + sizeof CLAIM_SQL_MID +
              sizeof CLAIM_SQL_TAIL + 16];
@@ -462,15 +475,15 @@ static void hand_back(struct rd_queue *q)
 static int derive(struct rd_queue *q)
 {
     char err[512], batch[16];
-    if (!rd_queue_db_ok(q->dispatch_db, RD_QUEUE_SESSION_DISPATCH)) {
-        rd_log_warn("queue: derive connection lost: %s", PQerrorMessage(q->dispatch_db));
+    if (!rd_queue_db_ok(q->derive_db, RD_QUEUE_SESSION_DISPATCH)) {
+        rd_log_warn("queue: derive connection lost: %s", PQerrorMessage(q->derive_db));
         return -2;
     }
     snprintf(batch, sizeof batch, "%d", DERIVE_BATCH);
     const char *params[1] = {batch};
     struct timespec t0 = rd_queue_now();
     PGresult *res =
-        rd_queue_exec(q->dispatch_db, "rd_derive", DERIVE_SQL, 1, params, err, sizeof err);
+        rd_queue_exec(q->derive_db, "rd_derive", DERIVE_SQL, 1, params, err, sizeof err);
     if (!res) {
         rd_log_warn("queue: deriving jobs failed: %s", err);
         return -2;
@@ -486,11 +499,49 @@ static int derive(struct rd_queue *q)
     return n;
 }
 
+/*
+ * The deriver: its own thread and connection, so a derivation (tens of ms for a
+ * few thousand events) runs beside the claims instead of between them; the soak's
+ * 7,500 events a second took the dispatcher's connection half of each second when
+ * it derived them itself. After a derivation that made jobs the dispatcher claims at
+ * once, from the start (they may sit behind its mark: see claim()).
+ */
+static void *deriver_main(void *arg)
+{
+    struct rd_queue *q = arg;
+    struct timespec next = rd_queue_now();
+    pthread_mutex_lock(&q->mu);
+    while (!q->deriver_exit) {
+        if (q->closing || (!q->derive_wake && !rd_queue_past(&next))) {
+            pthread_cond_timedwait(&q->derive_cv, &q->mu, &next);
+            if (q->closing)
+                next = rd_queue_after_ms(RD_QUEUE_POLL_MS);
+            continue;
+        }
+        q->derive_wake = false;
+        pthread_mutex_unlock(&q->mu);
+        int n = derive(q);
+        /* A full batch: more is waiting. Busy elsewhere: that deriver may have
+           started before our intake's commit, so look again soon. */
+        next = rd_queue_after_ms(n >= DERIVE_BATCH ? 0
+                                 : n == -1         ? DERIVE_BUSY_RETRY_MS
+                                                   : RD_QUEUE_POLL_MS);
+        pthread_mutex_lock(&q->mu);
+        if (n > 0) {
+            q->wake = true;
+            q->committed = true;
+            pthread_cond_signal(&q->dispatch_cv);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
 /* Runs one claim for `free_slots` workers and queues the result; called without the lock. */
-static void claim_round(struct rd_queue *q, int free_slots)
+static void claim_round(struct rd_queue *q, int free_slots, bool full)
 {
     struct rd_claimed_job **got = rd_calloc((size_t)free_slots, sizeof *got);
-    int n = claim(q, free_slots, got);
+    int n = claim(q, free_slots, full, got);
     pthread_mutex_lock(&q->mu);
     for (int i = 0; i < n; i++) {
         q->ready[q->nready++] = got[i];
@@ -510,26 +561,24 @@ static void *dispatcher_main(void *arg)
     struct rd_queue *q = arg;
     struct timespec next_poll = rd_queue_now();
     struct timespec next_hb = rd_queue_after_ms(RD_QUEUE_HEARTBEAT_SECONDS * 1000L);
-    struct timespec next_derive = rd_queue_now();
     int64_t *ids = rd_calloc((size_t)q->nworkers * RD_QUEUE_PREFETCH, sizeof *ids);
     pthread_mutex_lock(&q->mu);
     while (!q->dispatcher_exit) {
         int free_slots = q->closing ? 0
                                     : q->nworkers * RD_QUEUE_PREFETCH - q->busy - (int)q->nready -
                                           (int)q->ndone - (int)q->ncommitting;
-        bool do_claim = free_slots > 0 && (q->wake || rd_queue_past(&next_poll));
+        bool full = q->committed && rd_queue_past(&q->next_full_ok);
+        bool do_claim = free_slots > 0 && (q->wake || full || rd_queue_past(&next_poll));
         bool do_hb = rd_queue_past(&next_hb);
-        /* Derived even while every worker is busy: other instances may claim the jobs. */
-        bool do_derive = !q->closing && (q->derive_wake || rd_queue_past(&next_derive));
-        if (!do_claim && !do_hb && !do_derive) {
+        if (!do_claim && !do_hb) {
             const struct timespec *until = free_slots > 0 ? ts_min(&next_poll, &next_hb) : &next_hb;
-            if (!q->closing)
-                until = ts_min(until, &next_derive);
+            if (free_slots > 0 && q->committed)
+                until = ts_min(until, &q->next_full_ok);
             pthread_cond_timedwait(&q->dispatch_cv, &q->mu, until);
             continue;
         }
-        if (do_derive)
-            q->derive_wake = false;
+        if (do_claim && full)
+            q->committed = false; /* a commit from now on asks for the next full claim */
         size_t nids = 0;
         if (do_hb)
             for (; nids < q->nheld; nids++)
@@ -541,18 +590,8 @@ static void *dispatcher_main(void *arg)
             heartbeat(q, ids, nids);
             next_hb = rd_queue_after_ms(RD_QUEUE_HEARTBEAT_SECONDS * 1000L);
         }
-        if (do_derive) {
-            int n = derive(q);
-            /* A full batch: more is waiting. Busy elsewhere: that deriver may have
-               started before our intake's commit, so look again soon. */
-            next_derive = rd_queue_after_ms(n >= DERIVE_BATCH ? 0
-                                            : n == -1         ? DERIVE_BUSY_RETRY_MS
-                                                              : RD_QUEUE_POLL_MS);
-            if (n > 0 && free_slots > 0)
-                do_claim = true;
-        }
         if (do_claim) {
-            claim_round(q, free_slots);
+            claim_round(q, free_slots, do_claim && full);
             next_poll = rd_queue_after_ms(RD_QUEUE_POLL_MS);
         }
         pthread_mutex_lock(&q->mu);
@@ -576,6 +615,8 @@ static void queue_free(struct rd_queue *q)
         PQfinish(q->dispatch_db);
     if (q->sched_db)
         PQfinish(q->sched_db);
+    if (q->derive_db)
+        PQfinish(q->derive_db);
     if (q->complete_db)
         PQfinish(q->complete_db);
     for (size_t i = 0; i < q->ndone; i++)
@@ -586,6 +627,7 @@ static void queue_free(struct rd_queue *q)
     pthread_cond_destroy(&q->dispatch_cv);
     pthread_cond_destroy(&q->work_cv);
     pthread_cond_destroy(&q->sched_cv);
+    pthread_cond_destroy(&q->derive_cv);
     pthread_cond_destroy(&q->complete_cv);
     rd_memzero(q->key, sizeof q->key);
     free(q->worker_db);
@@ -613,6 +655,7 @@ static void init_sync(struct rd_queue *q)
     pthread_cond_init(&q->work_cv, &ca);
     pthread_cond_init(&q->complete_cv, &ca);
     pthread_cond_init(&q->sched_cv, &ca);
+    pthread_cond_init(&q->derive_cv, &ca);
     pthread_condattr_destroy(&ca);
 }
 
@@ -635,6 +678,8 @@ static int connect_all(struct rd_queue *q, char *err, size_t errlen)
     if (connect_session(&q->dispatch_db, q->db_url, "rosterd-dispatcher", RD_QUEUE_SESSION_DISPATCH,
                         err, errlen) != 0 ||
         connect_session(&q->sched_db, q->db_url, "rosterd-scheduler", RD_QUEUE_SESSION_SCHED, err,
+                        errlen) != 0 ||
+        connect_session(&q->derive_db, q->db_url, "rosterd-deriver", RD_QUEUE_SESSION_DISPATCH, err,
                         errlen) != 0 ||
         /* Outcomes are committed synchronously: a reported success is durable. */
         connect_session(&q->complete_db, q->db_url, "rosterd-completer", RD_QUEUE_SESSION_COMPLETE,
@@ -664,6 +709,10 @@ static int start_threads(struct rd_queue *q, struct rd_queue_worker_arg *args, c
     if (rc != 0)
         goto fail;
     q->dispatcher_started = true;
+    rc = pthread_create(&q->deriver, NULL, deriver_main, q);
+    if (rc != 0)
+        goto fail;
+    q->deriver_started = true;
     rc = pthread_create(&q->completer, NULL, rd_queue_completer_main, q);
     if (rc != 0)
         goto fail;
@@ -725,8 +774,10 @@ void rd_queue_wake(struct rd_queue *q)
         return;
     pthread_mutex_lock(&q->mu);
     q->wake = true;
+    q->committed = true;
     q->derive_wake = true;
     pthread_cond_signal(&q->dispatch_cv);
+    pthread_cond_signal(&q->derive_cv);
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -740,6 +791,7 @@ void rd_queue_stop(struct rd_queue *q)
     atomic_store(&q->stopping, true);
     pthread_cond_broadcast(&q->work_cv);
     pthread_cond_broadcast(&q->dispatch_cv);
+    pthread_cond_broadcast(&q->derive_cv);
     pthread_mutex_unlock(&q->mu);
     for (int i = 0; i < q->nworker_threads; i++)
         pthread_join(q->worker_threads[i], NULL);
@@ -752,12 +804,16 @@ void rd_queue_stop(struct rd_queue *q)
         pthread_join(q->completer, NULL);
     pthread_mutex_lock(&q->mu);
     q->dispatcher_exit = true;
+    q->deriver_exit = true;
     q->scheduler_exit = true;
     pthread_cond_broadcast(&q->dispatch_cv);
+    pthread_cond_broadcast(&q->derive_cv);
     pthread_cond_broadcast(&q->sched_cv);
     pthread_mutex_unlock(&q->mu);
     if (q->dispatcher_started)
         pthread_join(q->dispatcher, NULL);
+    if (q->deriver_started)
+        pthread_join(q->deriver, NULL);
     if (q->scheduler_started)
         pthread_join(q->scheduler, NULL);
     if (q->nworker_threads > 0)

@@ -51,16 +51,21 @@ struct rd_queue {
     int64_t claim_mark_id;
     char claim_mark_run_at[64];
     int claims_since_full;
+    struct timespec next_full_ok; /* a commit may force a full claim from then on */
     PGconn *sched_db;
     PGconn *complete_db;
+    PGconn *derive_db; /* the deriver's: derivations run beside the claims, not between them */
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t dispatch_cv;
     pthread_cond_t work_cv;
     pthread_cond_t sched_cv;
     pthread_cond_t complete_cv;
+    pthread_cond_t derive_cv;
     bool wake;            /* work may be due: claim at the next chance */
+    bool committed;       /* rd_queue_wake since the last full claim began: see claim() */
     bool derive_wake;     /* events may have committed: derive their jobs at the next chance */
+    bool deriver_exit;    /* with the dispatcher's */
     bool closing;         /* stop: no claims, workers exit when idle */
     bool dispatcher_exit; /* after the workers are joined */
     bool scheduler_exit;
@@ -80,6 +85,8 @@ struct rd_queue {
     int nworker_threads;
     pthread_t dispatcher;
     bool dispatcher_started;
+    pthread_t deriver;
+    bool deriver_started;
     pthread_t scheduler;
     bool scheduler_started;
     pthread_t completer;

@@ -14,6 +14,9 @@
 void rd_metrics_webhook(const char *connection, const char *source, const char *outcome);
 /* rosterd_ingest_seconds: receipt of a request to its answer. */
 void rd_metrics_ingest_observe(double seconds);
+/* Both of the above for one answered request, under one lock (the intake's hot path). */
+void rd_metrics_webhook_answered(const char *connection, const char *source, const char *outcome,
+                                 double seconds);
 /* rosterd_job_seconds{kind}: one handler run. */
 void rd_metrics_job_observe(const char *kind, double seconds);
 /* rosterd_upstream_requests_total{system,code}; code 0 = no HTTP answer (timeout, refused). */

@@ -78,7 +78,7 @@ void rd_moco_free(struct rd_moco *m);
 void rd_moco_set_rate(struct rd_moco *m, int limit, int window_s);
 
 /*
- * Also take every request from the shared budget in upstream_budget (all
+ * Also take every request from the shared budget in upstream_starts (all
  * instances on one database). db is borrowed (the worker's blocking
  * connection, outside a transaction). NULL turns it off.
  */

@@ -3,8 +3,8 @@
  * Personio: 300 per minute with bursts of 15 per second on employees, 2000 per
  * minute on all of v1). A request waits until it fits every limit instead of
  * being answered 429: in-process by sliding windows shared by every client of
- * the same account, and across rosterd instances by a token bucket in
- * upstream_budget (sql/003_upstream.sql).
+ * the same account, and across rosterd instances by the same windows kept in
+ * upstream_starts (sql/012_pacer.sql).
  *
  * Threading: pacers are process-wide and thread-safe; a ticket belongs to the
  * thread that acquired it.
@@ -32,7 +32,7 @@ struct rd_pacer;
 
 /*
  * The pacer of account (a name that identifies the budget, e.g. a hash of base
- * URL and key: never a credential; it is stored in upstream_budget). Thread-safe.
+ * URL and key: never a credential; it is stored in upstream_starts). Thread-safe.
  */
 struct rd_pacer *rd_pacer_get(const char *account);
 
@@ -42,6 +42,8 @@ struct rd_pace_ticket {
     unsigned gen; /* the pacer's rates when granted */
     size_t n;
     int slot[RD_PACER_MAX_RATES];
+    PGconn *db;          /* the shared window's connection, NULL when not shared */
+    long long shared_id; /* the request's row in upstream_starts */
 };
 
 /*
@@ -58,15 +60,19 @@ int rd_pacer_acquire(struct rd_pacer *p, const struct rd_rate *rates, size_t nra
                      const char *what, double deadline, struct rd_pace_ticket *t,
                      struct rd_http_error *err) __attribute__((warn_unused_result));
 
-/* The request of t completed (or was never sent). Accepts a zeroed ticket. */
+/*
+ * The request of t completed (or was never sent): its slots are dated now, in this
+ * process and in the shared window (one UPDATE on the connection it was granted on).
+ * Accepts a zeroed ticket.
+ */
 void rd_pacer_release(struct rd_pace_ticket *t);
 
 /*
- * The shared token bucket for rates: refill rate (tokens/s) and capacity, chosen
- * so that no window of any rate ever sees more than its limit
- * (capacity + rate * window <= limit), with 10% headroom on the rate.
+ * The limits the shared windows keep for rates: 90 % of each limit (at least one
+ * request), the same windows. Starts are booked, not arrivals: the headroom covers
+ * requests that reach the upstream closer together than they started.
  */
-void rd_pacer_bucket(const struct rd_rate *rates, size_t nrates, double *capacity, double *rate);
+void rd_pacer_shared_limits(const struct rd_rate *rates, size_t nrates, struct rd_rate *out);
 
 /* Drops every in-process pacer (tests). No ticket may be outstanding. */
 void rd_pacer_clear_all(void);

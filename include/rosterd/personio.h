@@ -98,7 +98,7 @@ void rd_personio_set_time_off_page_size(struct rd_personio *p, int limit);
 
 /*
  * Also take every request from the budgets shared by all instances in
- * upstream_budget (employees: 300 per minute, bursts of 15 per second; all of
+ * upstream_starts (employees: 300 per minute, bursts of 15 per second; all of
  * v1: 2000 per minute). db is borrowed (the worker's blocking connection,
  * outside a transaction). NULL: paced in this process only (the default).
  */

@@ -107,7 +107,7 @@ struct rd_sync {
     struct rd_sync_ext links;
 };
 
-enum { RD_SYNC_EXT_PEOPLE = 0, RD_SYNC_EXT_TIME, RD_SYNC_EXT_RUN, RD_SYNC_EXT_SPARE };
+enum { RD_SYNC_EXT_PEOPLE = 0, RD_SYNC_EXT_TIME, RD_SYNC_EXT_RUN, RD_SYNC_EXT_CHUNK };
 
 /*
  * Opens a context for a job: the connection (ctx->conn, loaded by the worker for

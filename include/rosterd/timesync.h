@@ -79,10 +79,15 @@ bool rd_timesync_preload_pays(size_t people, size_t population, const char *from
  * Takes (lock) or releases the lock of one person's time sync ("attendance" or
  * "absence", and their MOCO user id) for all instances: a webhook job, a sweep and the
  * nightly run never write one person's records at the same time (they would both
- * create). A session-level advisory lock; hold one at a time.
+ * create). A session-level advisory lock. Jobs hold one at a time; the nightly run's
+ * chunk holds those of its people, taken in key order in one statement
+ * (handlers/prefetch_internal.h), and this does nothing for them then.
  */
 int rd_timesync_lock(struct rd_sync *s, const char *what, int64_t id, bool lock,
                      struct rd_http_error *err) __attribute__((warn_unused_result));
+
+/* The key of that lock, "timesync:<what>:<connection id>:<MOCO user id>" (free it). */
+char *rd_timesync_lock_key(const struct rd_sync *s, const char *what, int64_t id);
 
 /* ---- days (YYYY-MM-DD, proleptic Gregorian, no time zones) ---- */
 

@@ -1,7 +1,7 @@
 /*
  * Request pacing shared by the MOCO and Personio clients (include/rosterd/pacer.h):
- * sliding windows per account in this process, a token bucket per account in
- * Postgres across instances. Waiting here is what keeps a sweep over hundreds of
+ * sliding windows per account in this process and, across instances, in
+ * Postgres (sql/012_pacer.sql). Waiting here is what keeps a sweep over hundreds of
  * people from ever meeting a 429.
  */
 #include "rosterd/pacer.h"
@@ -78,23 +78,13 @@ void rd_pacer_clear_all(void)
     }
 }
 
-void rd_pacer_bucket(const struct rd_rate *rates, size_t nrates, double *capacity, double *rate)
+void rd_pacer_shared_limits(const struct rd_rate *rates, size_t nrates, struct rd_rate *out)
 {
-    double r = INFINITY;
     for (size_t i = 0; i < nrates; i++) {
-        double ri = (double)rates[i].limit / rates[i].window_s;
-        if (ri < r)
-            r = ri;
+        int l = (int)floor(rates[i].limit * 0.9);
+        out[i].limit = l < 1 ? 1 : l;
+        out[i].window_s = rates[i].window_s;
     }
-    r *= 0.9;
-    double cap = INFINITY;
-    for (size_t i = 0; i < nrates; i++) {
-        double ci = (double)rates[i].limit - r * rates[i].window_s;
-        if (ci < cap)
-            cap = ci;
-    }
-    *rate = r;
-    *capacity = cap < 1.0 ? 1.0 : cap;
 }
 
 static bool same_rates(const struct rd_pacer *p, const struct rd_rate *rates, size_t n)
@@ -181,9 +171,22 @@ static int pace_local(struct rd_pacer *p, const struct rd_rate *rates, size_t n,
 
 void rd_pacer_release(struct rd_pace_ticket *t)
 {
+    if (t && t->db && t->shared_id > 0) {
+        char id[24], dberr[256];
+        snprintf(id, sizeof(id), "%lld", t->shared_id);
+        const char *params[1] = {id};
+        if (rd_db_run(t->db,
+                      "UPDATE upstream_starts SET at = greatest(at, clock_timestamp())"
+                      " WHERE id = $1::bigint",
+                      1, params, dberr, sizeof(dberr)) != 0)
+            rd_log_warn("shared request budget: could not date a finished request: %s", dberr);
+    }
     struct rd_pacer *p = t ? t->p : NULL;
-    if (!p)
+    if (!p) {
+        if (t)
+            memset(t, 0, sizeof(*t));
         return;
+    }
     pthread_mutex_lock(&p->lock);
     if (t->gen == p->gen && t->n == p->nw) {
         double now = rd_http_now();
@@ -207,47 +210,51 @@ static void sleep_until(double t)
 }
 
 /*
- * The cross-instance part: one upsert refills the bucket and takes a token. A
- * negative balance is a queue: each caller waits for its own token, so callers of
- * all instances are served in order.
+ * The cross-instance part: rd_pace_reserve (sql/012_pacer.sql) books the earliest
+ * start that keeps every window of the account within its limit, in one statement
+ * under the account's lock, so callers of all instances are served in order.
  */
 static int pace_db(const char *account, const struct rd_rate *rates, size_t n, PGconn *db,
-                   const char *what, double deadline, struct rd_http_error *err)
+                   const char *what, double deadline, struct rd_pace_ticket *t,
+                   struct rd_http_error *err)
 {
-    double cap, rate;
-    rd_pacer_bucket(rates, n, &cap, &rate);
-    char caps[32], rates_s[32], dberr[256];
-    snprintf(caps, sizeof(caps), "%.6f", cap);
-    snprintf(rates_s, sizeof(rates_s), "%.6f", rate);
-    const char *params[3] = {account, caps, rates_s};
-    PGresult *res = rd_db_exec(
-        db,
-        "INSERT INTO upstream_budget AS b (account, tokens, updated_at) "
-        "VALUES ($1, $2::float8 - 1, clock_timestamp()) "
-        "ON CONFLICT (account) DO UPDATE SET tokens = least($2::float8, b.tokens + "
-        "extract(epoch FROM clock_timestamp() - b.updated_at)::float8 * $3::float8) - 1, "
-        "updated_at = clock_timestamp() RETURNING tokens",
-        3, params, dberr, sizeof(dberr));
+    struct rd_rate shared[RD_PACER_MAX_RATES];
+    rd_pacer_shared_limits(rates, n, shared);
+    char limits[64] = "{", windows[96] = "{", max_wait[32], dberr[256];
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(limits), w = strlen(windows);
+        snprintf(limits + l, sizeof(limits) - l, "%s%d", i ? "," : "", shared[i].limit);
+        snprintf(windows + w, sizeof(windows) - w, "%s%.6f", i ? "," : "", shared[i].window_s);
+    }
+    strcat(limits, "}");
+    strcat(windows, "}");
+    double left = deadline - rd_http_now();
+    snprintf(max_wait, sizeof(max_wait), "%.6f", left > 0 ? left : 0.0);
+    const char *params[4] = {account, limits, windows, max_wait};
+    PGresult *res = rd_db_exec(db,
+                               "SELECT wait, reserved, id FROM rd_pace_reserve($1, $2::int[],"
+                               " $3::float8[], $4::float8)",
+                               4, params, dberr, sizeof(dberr));
     if (!res) {
         rd_log_warn("%s: shared request budget unavailable, pacing locally only: %s", what, dberr);
         return 0;
     }
-    double tokens = atof(PQgetvalue(res, 0, 0));
+    double wait = atof(PQgetvalue(res, 0, 0));
+    bool reserved = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+    if (reserved) {
+        t->db = db;
+        t->shared_id = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    }
     PQclear(res);
-    if (tokens >= 0)
-        return 0;
-    double wait = -tokens / rate;
-    if (rd_http_now() + wait > deadline) {
-        const char *back[1] = {account};
-        if (rd_db_run(db, "UPDATE upstream_budget SET tokens = tokens + 1 WHERE account = $1", 1,
-                      back, dberr, sizeof(dberr)) != 0)
-            rd_log_warn("%s: could not return a budget token: %s", what, dberr);
+    if (!reserved) {
         rd_http_error_set(err, false, 0, "%s: shared request budget used up for now", what);
         err->retry_after_s = (int)ceil(wait);
         return -1;
     }
-    rd_log_debug("%s: shared budget, waiting %.2f s", what, wait);
-    sleep_until(rd_http_now() + wait);
+    if (wait > 0) {
+        rd_log_debug("%s: shared budget, waiting %.2f s", what, wait);
+        sleep_until(rd_http_now() + wait);
+    }
     return 0;
 }
 
@@ -268,7 +275,7 @@ int rd_pacer_acquire(struct rd_pacer *p, const struct rd_rate *rates, size_t nra
         }
     if (pace_local(p, rates, nrates, what, deadline, t, err) != 0)
         return -1;
-    if (db && pace_db(p->account, rates, nrates, db, what, deadline, err) != 0) {
+    if (db && pace_db(p->account, rates, nrates, db, what, deadline, t, err) != 0) {
         rd_pacer_release(t);
         return -1;
     }

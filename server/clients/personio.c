@@ -501,7 +501,7 @@ struct rd_personio *rd_personio_new(struct rd_http_client *http, const char *bas
     rd_log_redact_add(p->client_secret); /* second line of defence; we never format it */
     p->entry = token_entry_get(p->base_url, p->client_id);
     p->time_off_limit = 200;
-    /* budgets are named by hashes: upstream_budget never holds a URL or an id */
+    /* budgets are named by hashes: upstream_starts never holds a URL or an id */
     char origin[256], hex[2 * RD_SHA256_LEN + 1];
     uint8_t h[RD_SHA256_LEN];
     char *name = rd_asprintf("personio-employees\n%s\n%s", p->base_url, p->client_id);

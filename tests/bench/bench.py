@@ -381,7 +381,8 @@ def write_rosterd(st, args):
     st.conf.write_text(
         f"listen = 127.0.0.1:{st.rd_port}\nadmin_listen = 127.0.0.1:{st.rd_admin}\n"
         f"tls_cert = {st.cert}\ntls_key = {st.key}\nsecret_key_file = {key_file}\n"
-        f"database_url = {st.pg.url('rosterd')}\nlog_level = warn\nlog_format = json\n"
+        f"database_url = {st.pg.url('rosterd')}\nlog_level = {getattr(args, 'log_level', 'warn')}\n"
+        "log_format = json\n"
         "test_handlers = on\n"
         f"workers = {args.queue_workers}\n")
     conn = {
@@ -759,14 +760,16 @@ def run_latency(st, args, mode):
     ok = sum(1 for s, _ in sent if s == 202)
     c = st.pg.connect("rosterd")
     cur = c.cursor()
-    q = ("SELECT extract(epoch FROM ea.started_at - e.received_at) * 1000"
+    q = ("SELECT extract(epoch FROM ea.started_at - e.received_at) * 1000,"
+         " extract(epoch FROM e.received_at)"
          " FROM events e JOIN event_attempts ea ON ea.event_id = e.id AND ea.attempt = 1"
          " WHERE e.event_type = 'test.latency' AND e.subject LIKE %s")
     deadline = time.monotonic() + 60
     lat = []
     while time.monotonic() < deadline:
         cur.execute(q, (tag + "-%",))
-        lat = [float(r[0]) for r in cur.fetchall()]
+        rows = cur.fetchall()
+        lat = [float(r[0]) for r in rows]
         if len(lat) >= ok:
             break
         time.sleep(0.5)
@@ -774,7 +777,17 @@ def run_latency(st, args, mode):
     for p in procs:
         st.procs.stop(p)
     client = [d * 1000 for s, d in sent if s == 202]
-    return {"rate_target": T_LATENCY_RATE, "sent": len(sent), "accepted_202": ok,
+    # Where the slow ones were: the worst 100 ms windows of arrivals (s from the first).
+    first = min((float(r[1]) for r in rows), default=0.0)
+    windows = {}
+    for r in rows:
+        w = windows.setdefault(int((float(r[1]) - first) * 10), [0, 0.0])
+        w[0] += 1
+        w[1] = max(w[1], float(r[0]))
+    worst = sorted(windows.items(), key=lambda kv: -kv[1][1])[:5]
+    return {"worst_windows": [{"at_s": k / 10, "events": n, "max_ms": round(m, 1)}
+                              for k, (n, m) in worst],
+            "rate_target": T_LATENCY_RATE, "sent": len(sent), "accepted_202": ok,
             "rate_achieved": len(sent) / elapsed if elapsed > 0 else 0.0,
             "handler_started": len(lat), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
             "max_ms": max(lat) if lat else None, "client_p50_ms": pct(client, 50),
@@ -1002,6 +1015,8 @@ def parse_args(argv):
     ap.add_argument("--pg-stats", action="store_true",
                     help="load pg_stat_statements and log the top statements of each part")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    ap.add_argument("--log-level", default="warn", choices=("error", "warn", "info", "debug"),
+                    help="rosterd's log_level (debug logs every claim, for timelines)")
     a = ap.parse_args(argv)
     a.duration = a.duration or (10 if a.quick else 30)
     a.soak = a.soak if a.soak is not None else (60 if a.quick else 600)
@@ -1144,7 +1159,10 @@ def run_queue_part(st, args, res):
     log(f"drain: {res['drain']['jobs_per_s']:,.0f} jobs/s")
     log(f"latency at {T_LATENCY_RATE:.0f} req/s for {args.latency_seconds} s ...")
     res["latency"] = run_latency(st, args, mode)
-    log(f"latency p50 {res['latency']['p50_ms']} ms")
+    lt = res["latency"]
+    log(f"latency p50 {lt['p50_ms']} ms, p99 {lt['p99_ms']} ms, max {lt['max_ms']} ms; worst "
+        "100 ms windows of arrivals: " + ", ".join(f"{w['at_s']:.1f} s ({w['max_ms']} ms)"
+                                                   for w in lt["worst_windows"]))
     if args.soak > 0:
         log(f"soak {args.soak} s at {args.soak_rate:,.0f} jobs/s ...")
         res["soak"] = run_soak(st, args, mode)

@@ -86,8 +86,36 @@ def request_counts(world):
     return dict(sorted(counts.items()))
 
 
-def run_job(world, label):
+def pg_stats_reset(world, on):
+    if on:
+        c = world.pg.connect(world.dbname)
+        try:
+            c.autocommit = True
+            with c.cursor() as cur:
+                cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public")
+                cur.execute("SELECT public.pg_stat_statements_reset()")
+        finally:
+            c.close()
+
+
+def pg_stats_top(world, on, n=25):
+    """The statements of the run by total time (pg_stat_statements; --pg-stats)."""
+    if not on:
+        return None
+    rows = world.query("SELECT calls, round(total_exec_time::numeric, 1), rows,"
+                       " left(regexp_replace(query, '\\s+', ' ', 'g'), 160)"
+                       " FROM public.pg_stat_statements WHERE query NOT LIKE '%%pg_stat_statements%%'"
+                       " ORDER BY total_exec_time DESC LIMIT %s", (n,))
+    total = world.query("SELECT sum(calls), round(sum(total_exec_time)::numeric, 1)"
+                        " FROM public.pg_stat_statements")[0]
+    return {"calls": int(total[0] or 0), "exec_ms": float(total[1] or 0),
+            "top": [{"calls": r[0], "exec_ms": float(r[1]), "rows": r[2], "query": r[3]}
+                    for r in rows]}
+
+
+def run_job(world, label, pg_stats=False):
     world.sandbox.call("DELETE", "/requests")
+    pg_stats_reset(world, pg_stats)
     sampler = Sampler(world.daemon.pid)
     before = rss_kib(world.daemon.pid)
     sampler.start()
@@ -114,6 +142,12 @@ def run_job(world, label):
                                               "platform_users", "groups", "moco_users",
                                               "presences", "schedules")},
            "findings": dict(findings), "requests": request_counts(world)}
+    st = pg_stats_top(world, pg_stats)
+    if st:
+        res["pg_stats"] = st
+        log(f"{label}: Postgres {st['calls']} statements, {st['exec_ms']} ms executing; top:")
+        for t in st["top"][:12]:
+            log(f"  {t['calls']:>7} calls {t['exec_ms']:>9.1f} ms  {t['query']}")
     log(f"{label}: {res['status']} in {res['run_seconds']} s, RSS peak {res['rss_peak_mib']} MiB,"
         f" CPU rosterd {res['cpu_seconds']['rosterd']} s, sandbox {res['cpu_seconds']['sandbox']} s,"
         f" phases {res['phases']}")
@@ -148,11 +182,19 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     ap.add_argument("--log-level", default="warn",
                     help="rosterd's log level (info logs each list read and every finding)")
+    ap.add_argument("--pg-stats", action="store_true",
+                    help="load pg_stat_statements and print each run's statements by time")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rosterd-reconcile-bench-"))
     os.chmod(tmp, 0o755)
     log(f"working in {tmp}")
     pg = H.PgCluster()
+    if args.pg_stats:
+        with open(pg.data / "postgresql.conf", "a") as f:
+            f.write("shared_preload_libraries = 'pg_stat_statements'\n"
+                    "pg_stat_statements.track = all\n")
+        pg.stop()
+        pg.start()
     world = None
     try:
         tls = H.TestCA(tmp / "tls")
@@ -182,8 +224,9 @@ def main():
         results = {"employees": args.employees, "presence_days": args.presence_days,
                    "company": made["created"]["company"],
                    "sandbox_config": sb.call("GET", "/config"), "runs": []}
-        results["runs"].append(run_job(world, "first run (links everyone)"))
-        results["runs"].append(run_job(world, "second run (a night's steady state)"))
+        results["runs"].append(run_job(world, "first run (links everyone)", args.pg_stats))
+        results["runs"].append(run_job(world, "second run (a night's steady state)",
+                                       args.pg_stats))
         results["runs"].append(dry_run_cli(world))
         ok = all(r.get("status") in ("done", "held") for r in results["runs"])
         for r in results["runs"][:2]:

@@ -1,6 +1,6 @@
 """
 Jobs derived from committed events after the intake's commit (issue 12,
-sql/011_derived_jobs.sql): the intake writes only the event row; dispatchers turn
+sql/011_derived_jobs.sql): the intake writes only the event row; derivers turn
 events past the watermark into jobs in their own transaction. These tests show
 that a crash between the two steps loses nothing, that two instances deriving at
 once derive each event once (also when transactions commit out of id order), and
@@ -38,9 +38,9 @@ def _worked_once(qdb, ids):
     assert qdb.one("SELECT count(*) FROM job_events") == 0
 
 
-def _dispatcher_waiting(qdb):
+def _deriver_waiting(qdb):
     return qdb.one("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                   " AND application_name = 'rosterd-dispatcher' AND wait_event_type = 'Lock'"
+                   " AND application_name = 'rosterd-deriver' AND wait_event_type = 'Lock'"
                    " AND query LIKE '%%rd_derive_jobs%%'")
 
 
@@ -58,7 +58,7 @@ def test_kill9_between_commit_and_job_creation_loses_nothing(qdb, drivers):
     assert qdb.one("SELECT count(*) FROM job_events") == 1
     mark = qdb.q("SELECT prev::text, cur::text, at_xid::text, at_id FROM job_derive_mark")
     a = drivers(workers=2)
-    pid = H.wait_for(lambda: _dispatcher_waiting(qdb), 10, 0.05, "derivation under way")
+    pid = H.wait_for(lambda: _deriver_waiting(qdb), 10, 0.05, "derivation under way")
     # The instance dies, and with it its session (the host is gone): the
     # derivation's transaction rolls back, watermark and links with it.
     a.kill9()

@@ -376,6 +376,36 @@ def test_job_due_behind_the_claim_mark_is_not_starved_by_a_backlog(qdb, drivers)
                    " AND (key LIKE 'backlog:%%' OR key = 'behind')") == 4001
 
 
+def test_job_committed_behind_the_mark_is_claimed_at_the_next_claim_after_a_commit(qdb, drivers):
+    # The intake's connections commit out of run_at order, so a committed job can sit
+    # behind the claim mark while claims keep coming back full; counting claims alone it
+    # waited up to 15 more (up to a second in a backlog). After a commit (rd_queue_wake,
+    # SIGUSR1 here) the next claim scans from the start: only jobs already claimed or
+    # being claimed go before it. Three trials, each must hold.
+    qdb.q("INSERT INTO jobs (kind, key, run_at, payload) SELECT 'test.script', 'backlog:' || g,"
+          " now() + g * interval '1 microsecond', '{\"script\": {\"sleep_ms\": 15}}'"
+          " FROM generate_series(1, 600) g")
+    d = drivers(workers=1)
+    H.wait_for(lambda: qdb.one("SELECT count(*) FROM jobs_history") >= 20, 60, 0.02,
+               "backlog started")
+    passed = []
+    for trial in range(3):
+        at, late = qdb.q("INSERT INTO jobs (kind, key, run_at) VALUES ('noop', %s,"
+                         " now() - interval '1 hour') RETURNING clock_timestamp(), id",
+                         (f"behind:{trial}",))[0]
+        d.wake()  # the commit an intake would signal
+        H.wait_for(lambda: qdb.one("SELECT count(*) FROM jobs_history WHERE id = %s",
+                                   (late,)) == 1, 20, 0.01, f"job behind the mark ({trial})")
+        started = qdb.one("SELECT started_at FROM jobs_history WHERE id = %s", (late,))
+        passed.append(qdb.one("SELECT count(*) FROM jobs_history WHERE key LIKE 'backlog:%%'"
+                              " AND started_at > %s AND started_at < %s", (at, started)))
+        time.sleep(0.1)
+    assert qdb.one("SELECT count(*) FROM jobs WHERE key LIKE 'backlog:%%'") > 0, \
+        "the backlog ran out before the trials ended: they measured nothing"
+    # one in the worker's hands, up to RD_QUEUE_PREFETCH claimed ahead; not 15 claims
+    assert max(passed) <= 4, f"backlog jobs started before the job behind the mark: {passed}"
+
+
 def test_scheduler_vacuums_the_hot_tables_after_churn(qdb, drivers):
     # Autovacuum visits once a minute at best; at queue rates the dead versions of
     # claimed and finished jobs pile up in between. The scheduler vacuums jobs and

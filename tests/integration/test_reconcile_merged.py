@@ -118,3 +118,37 @@ def test_a_steady_night_reads_each_list_once_and_nobody_on_their_own(world):
     assert by_path[("personio", "/v1/company/attendances")] <= len(st["attendances"]) // 200 + 1, \
         by_path
     assert by_path.get(("platform", "/approval-delegations"), 0) == 1, by_path
+
+
+def test_a_steady_night_reads_the_database_a_chunk_at_a_time(world):
+    """What each person's convergence reads from the database (their deactivation jobs,
+    delegations, attendance and schedule links, and their time-sync locks) comes from one
+    statement per chunk of people (handlers/prefetch_internal.h): on a second night every
+    such read is served from the chunk, none queries on its own, what the chunk served is
+    what the first night stored (no upstream write is repeated), and no lock outlives the run."""
+    world.timesync_reset()
+    # inside rosterd (the scheduled job): its worker sessions outlive the runs
+    for night in range(2):
+        if night:
+            world.sandbox.call("DELETE", "/requests")
+        state, note, err = world.run_job("reconcile", timeout=90)
+        assert state == "done", (state, note, err)
+        run = world.runs()[-1]
+        assert run["status"] == "done", run
+    found = world.run_findings(run["id"])
+    (stats,) = world.query("SELECT stats FROM runs WHERE id = %s", (run["id"],))[0]
+    pf = stats["prefetch"]
+    people = run["employees"]
+    # the counting pass and the real one: one chunk each for 30 people
+    assert pf["chunks"] == 2, pf
+    assert pf["read_alone"] == 0, pf
+    # jobs and delegations in both passes, the time-sync links of the real pass
+    assert pf["served"] >= 4 * people, pf
+    writes = [f'{r["system"]} {r["method"]} {r["path"]}' for r in world.sandbox.requests()
+              if r["method"] != "GET" and r["system"] != "slack"
+              and not (r["system"] == "personio" and r["path"] == "/v1/auth")]
+    assert writes == [], writes
+    assert not [f for f in found if f["kind"] in ("attendance_pushed", "absence_created")], found
+    held = world.query("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                       " WHERE l.locktype = 'advisory' AND a.application_name LIKE 'rosterd%%'")
+    assert held[0][0] == 0, held
