@@ -24,10 +24,10 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <json-c/json.h>
 #include <openssl/ssl.h>
 
 #include "intake_internal.h"
+#include "jscan.h"
 #include "rosterd/connection.h"
 #include "rosterd/jsonx.h"
 #include "rosterd/log.h"
@@ -56,7 +56,6 @@ struct rd_intake {
     struct evhttp_bound_socket *bound;
     SSL_CTX *ssl_ctx;
     struct rd_idb *db;
-    struct json_tokener *tok; /* reused by every parse on the loop thread */
     struct cache_entry *cache;
     size_t ncache;
     bool cache_loaded;
@@ -284,58 +283,19 @@ bool rd_intake_ready(const struct rd_intake *in)
 
 /* ---- request parsing -------------------------------------------------------- */
 
-static char *json_scalar_text(struct json_object *o)
+/* The intake's nesting limit: deeper bodies are refused as not JSON. */
+#define MAX_DEPTH 64
+
+/* A subject from a scalar: an integer's decimal text, or a string of 1..MAX_NAME_LEN bytes. */
+static char *scalar_text(const struct rd_jspan *v)
 {
-    if (!o)
-        return NULL;
-    switch (json_object_get_type(o)) {
-    case json_type_int: {
+    long long x;
+    if (rd_jspan_int64(v, &x)) {
         char num[24];
-        snprintf(num, sizeof(num), "%lld", (long long)json_object_get_int64(o));
+        snprintf(num, sizeof(num), "%lld", x);
         return rd_strdup(num);
     }
-    case json_type_string: {
-        const char *s = json_object_get_string(o);
-        size_t n = strlen(s);
-        return n > 0 && n <= MAX_NAME_LEN ? rd_strdup(s) : NULL;
-    }
-    default:
-        return NULL;
-    }
-}
-
-static struct json_object *path_get(struct json_object *o, const char *a, const char *b)
-{
-    struct json_object *x = NULL, *y = NULL;
-    if (!json_object_object_get_ex(o, a, &x))
-        return NULL;
-    if (!b)
-        return x;
-    if (json_object_get_type(x) != json_type_object || !json_object_object_get_ex(x, b, &y))
-        return NULL;
-    return y;
-}
-
-/* The person a Personio notification is about: payload.person.id, payload.person_id, payload.id. */
-static char *personio_subject(struct json_object *root)
-{
-    struct json_object *payload = path_get(root, "payload", NULL);
-    if (!payload || json_object_get_type(payload) != json_type_object)
-        return NULL;
-    char *s = json_scalar_text(path_get(payload, "person", "id"));
-    if (!s)
-        s = json_scalar_text(path_get(payload, "person_id", NULL));
-    if (!s)
-        s = json_scalar_text(path_get(payload, "id", NULL));
-    return s;
-}
-
-/* The MOCO user an entity belongs to: user.id, or id for a User. */
-static char *moco_subject(struct json_object *root, const char *target)
-{
-    if (strcmp(target, "User") == 0)
-        return json_scalar_text(path_get(root, "id", NULL));
-    return json_scalar_text(path_get(root, "user", "id"));
+    return rd_jspan_text(v, MAX_NAME_LEN);
 }
 
 static bool header_is_secret(const char *k)
@@ -400,31 +360,17 @@ static char *headers_json(struct evkeyvalq *hs)
     return rd_buf_steal(&b);
 }
 
-/* Parses the body as one strict UTF-8 JSON value. Returns a new object or NULL. */
-static struct json_object *parse_body(struct json_tokener *tok, const char *body, size_t len)
+/*
+ * Checks the body is one UTF-8 JSON value and finds the values at paths.
+ * Strict UTF-8 first: the scanner does not look at bytes above ASCII, and
+ * Postgres refuses overlong forms; one such row would fail the whole group
+ * commit it shares with others.
+ */
+static bool scan_body(const char *body, size_t len, const struct rd_jpath *paths, size_t npaths,
+                      struct rd_jspan *out)
 {
-    /*
-     * Strict UTF-8 first: json-c lets overlong forms through, Postgres does not,
-     * and one such row would fail the whole group commit it shares with others.
-     */
-    if (len == 0 || !rd_utf8_valid(body, len))
-        return NULL;
-    json_tokener_reset(tok);
-    struct json_object *o = json_tokener_parse_ex(tok, body, (int)len);
-    if (o && json_tokener_get_error(tok) == json_tokener_success) {
-        size_t end = json_tokener_get_parse_end(tok);
-        while (end < len &&
-               (body[end] == ' ' || body[end] == '\n' || body[end] == '\r' || body[end] == '\t'))
-            end++;
-        if (end != len) {
-            json_object_put(o);
-            o = NULL;
-        }
-    } else {
-        json_object_put(o);
-        o = NULL;
-    }
-    return o;
+    return len > 0 && rd_utf8_valid(body, len) &&
+           rd_jscan(body, len, MAX_DEPTH, paths, npaths, out);
 }
 
 static bool name_ok(const char *s)
@@ -564,42 +510,53 @@ static bool authenticate(const struct wanted *w, const struct rd_source_auth *a,
     return true;
 }
 
-const char *rd_intake_describe(struct json_tokener *tok, struct rd_pending *p, bool moco,
-                               const char *target, const char *event)
+/* Where the intake looks (DESIGN.md: the subject a job is keyed by). */
+static const struct rd_jpath personio_paths[] = {
+    {{"event_name"}, 1},           {{"type"}, 1},          {{"payload", "person", "id"}, 3},
+    {{"payload", "person_id"}, 2}, {{"payload", "id"}, 2},
+};
+static const struct rd_jpath moco_paths[] = {{{"id"}, 1}, {{"user", "id"}, 2}};
+
+const char *rd_intake_describe(struct rd_pending *p, bool moco, const char *target,
+                               const char *event)
 {
-    struct json_object *root = parse_body(tok, p->body, p->body_len);
-    if (!root)
-        return "body is not valid JSON";
-    const char *msg = NULL;
+    struct rd_jspan v[5];
     if (moco) {
+        if (!scan_body(p->body, p->body_len, moco_paths, 2, v))
+            return "body is not valid JSON";
         if (!target || !event || !*target || !*event)
-            msg = "X-Moco-Target and X-Moco-Event headers are required";
-        else if (!name_ok(target) || !name_ok(event))
-            msg = "X-Moco-Target or X-Moco-Event has unexpected characters";
-        else {
-            size_t tl = strlen(target), el = strlen(event);
-            p->event_type = rd_malloc(tl + el + 2);
-            memcpy(p->event_type, target, tl);
-            p->event_type[tl] = '.';
-            memcpy(p->event_type + tl + 1, event, el + 1);
-            p->subject = moco_subject(root, target);
-        }
-    } else {
-        struct json_object *en = NULL;
-        if (json_object_get_type(root) != json_type_object ||
-            (!json_object_object_get_ex(root, "event_name", &en) &&
-             !json_object_object_get_ex(root, "type", &en)) ||
-            json_object_get_type(en) != json_type_string)
-            msg = "event_name is required";
-        else if (!name_ok(json_object_get_string(en)))
-            msg = "event_name has unexpected characters";
-        else {
-            p->event_type = rd_strdup(json_object_get_string(en));
-            p->subject = personio_subject(root);
-        }
+            return "X-Moco-Target and X-Moco-Event headers are required";
+        if (!name_ok(target) || !name_ok(event))
+            return "X-Moco-Target or X-Moco-Event has unexpected characters";
+        size_t tl = strlen(target), el = strlen(event);
+        p->event_type = rd_malloc(tl + el + 2);
+        memcpy(p->event_type, target, tl);
+        p->event_type[tl] = '.';
+        memcpy(p->event_type + tl + 1, event, el + 1);
+        /* The MOCO user an entity belongs to: user.id, or id for a User. */
+        p->subject = scalar_text(strcmp(target, "User") == 0 ? &v[0] : &v[1]);
+        return NULL;
     }
-    json_object_put(root);
-    return msg;
+    if (!scan_body(p->body, p->body_len, personio_paths, 5, v))
+        return "body is not valid JSON";
+    /* event_name, else type; either only as a key of the top-level object. */
+    const struct rd_jspan *en = v[0].type != RD_J_NONE ? &v[0] : &v[1];
+    if (en->type != RD_J_STRING)
+        return "event_name is required";
+    char *name = rd_jspan_text(en, MAX_NAME_LEN);
+    if (!name || !name_ok(name)) {
+        free(name);
+        return "event_name has unexpected characters";
+    }
+    p->event_type = name;
+    /* The person a Personio notification is about: payload.person.id, payload.person_id,
+     * payload.id. */
+    p->subject = scalar_text(&v[2]);
+    if (!p->subject)
+        p->subject = scalar_text(&v[3]);
+    if (!p->subject)
+        p->subject = scalar_text(&v[4]);
+    return NULL;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -682,7 +639,7 @@ static void on_request(struct evhttp_request *req, void *arg)
                     c->name, source, "bad_request", t0);
         return;
     }
-    const char *bad = rd_intake_describe(in->tok, p, moco, w.moco_target, w.moco_event);
+    const char *bad = rd_intake_describe(p, moco, w.moco_target, w.moco_event);
     if (bad) {
         rd_pending_free(p);
         reply_error(in, req, 400, "Bad Request", bad, c->name, source, "bad_request", t0);
@@ -752,10 +709,6 @@ struct rd_intake *rd_intake_new(struct event_base *base, const struct rd_config 
     in->cfg = cfg;
     in->key = key;
     in->ssl_ctx = ctx;
-    in->tok = json_tokener_new_ex(64);
-    if (!in->tok)
-        abort();
-    json_tokener_set_flags(in->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     in->http = evhttp_new(base);
     evhttp_set_bevcb(in->http, on_new_bev, in);
     evhttp_set_gencb(in->http, on_request, in);
@@ -846,8 +799,6 @@ void rd_intake_free(struct rd_intake *in)
         free(in->cache[i].updated_at);
     }
     free(in->cache);
-    if (in->tok)
-        json_tokener_free(in->tok);
     SSL_CTX_free(in->ssl_ctx);
     free(in);
 }

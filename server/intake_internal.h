@@ -73,14 +73,13 @@ void rd_idb_free(struct rd_idb *db);
 
 /*
  * Reads the event type and subject from a verified body (p->body, p->body_len)
- * into p->event_type and p->subject: a strict, UTF-8 validating parse with tok
- * (depth-limited), then event_name for Personio or X-Moco-Target/-Event for
- * MOCO. Returns NULL on success, else the 400 message (static). Loop thread
- * only (tok is shared); in intake.c, exported for the fuzzer.
+ * into p->event_type and p->subject: the body must be one UTF-8 JSON value
+ * nested at most 64 deep (server/jscan.c, no tree is built), then event_name
+ * for Personio or X-Moco-Target/-Event for MOCO. Returns NULL on success, else
+ * the 400 message (static). In intake.c, exported for the fuzzer.
  */
-struct json_tokener;
-const char *rd_intake_describe(struct json_tokener *tok, struct rd_pending *p, bool moco,
-                               const char *target, const char *event);
+const char *rd_intake_describe(struct rd_pending *p, bool moco, const char *target,
+                               const char *event);
 
 /* Monotonic clock in seconds. */
 double rd_intake_now(void);
