@@ -50,12 +50,29 @@ def group_index(st):
     return idx
 
 
+def cached_group_index(st):
+    """group_index(st), rebuilt only when a group or its member list changed. Every
+    change to members either replaces the group, replaces its list or appends to it,
+    so the groups, their lists (held here, so no id is reused) and the lists' lengths
+    tell. Without it each PATCH of a user scanned every membership (10,000 in the
+    reconciliation benchmark): ~1.5 ms of the sandbox's CPU per PATCH."""
+    groups = tuple(st.scim_groups.values())
+    lists = tuple(g.get("members", []) for g in groups)
+    key = (groups, lists, tuple(len(m) for m in lists))
+    hit = getattr(st, "scim_group_index", None)
+    if hit is not None and len(hit[0][0]) == len(groups) and all(
+            a is b for a, b in zip(hit[0][0], groups)) and all(
+            a is b for a, b in zip(hit[0][1], lists)) and hit[0][2] == key[2]:
+        return hit[1]
+    idx = group_index(st)
+    st.scim_group_index = (key, idx)
+    return idx
+
+
 def render_user(st, u, base, groups_of=None):
     out = {k: v for k, v in u.items() if not k.startswith("_")}
     out["schemas"] = [CORE, ENT] if ENT in u else [CORE]
-    mine = (groups_of.get(u["id"], []) if groups_of is not None else
-            [g for g in st.scim_groups.values()
-             if any(m["value"] == u["id"] for m in g.get("members", []))])
+    mine = (groups_of if groups_of is not None else cached_group_index(st)).get(u["id"], [])
     out["groups"] = [{"value": g["id"], "display": g["displayName"],
                       "$ref": "%s/Groups/%s" % (base, g["id"])} for g in mine]
     out["meta"] = {"resourceType": "User", "created": u.get("_created"),
