@@ -1159,6 +1159,7 @@ def run_queue_part(st, args, res):
     log(f"drain: {res['drain']['jobs_per_s']:,.0f} jobs/s")
     log(f"latency at {T_LATENCY_RATE:.0f} req/s for {args.latency_seconds} s ...")
     res["latency"] = run_latency(st, args, mode)
+    st.pg.log_stats("latency")
     lt = res["latency"]
     log(f"latency p50 {lt['p50_ms']} ms, p99 {lt['p99_ms']} ms, max {lt['max_ms']} ms; worst "
         "100 ms windows of arrivals: " + ", ".join(f"{w['at_s']:.1f} s ({w['max_ms']} ms)"
@@ -1166,6 +1167,7 @@ def run_queue_part(st, args, res):
     if args.soak > 0:
         log(f"soak {args.soak} s at {args.soak_rate:,.0f} jobs/s ...")
         res["soak"] = run_soak(st, args, mode)
+        st.pg.log_stats("soak", top=14)
 
 
 if __name__ == "__main__":
