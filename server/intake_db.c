@@ -531,8 +531,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void conn_start(struct dbconn *c)
 {
     static const char *const keys[] = {"dbname", "application_name", "options", NULL};
+    /* A generic plan always: for the one-event commits of a moderate rate the planner
+       keeps choosing custom plans (it costs a 1-element unnest below the generic
+       10), and planned every commit: 0.2 ms of Postgres each, 17 % of a core at
+       1,000 req/s. The statement's plan does not depend on its arrays' contents. */
     const char *vals[] = {c->db->url, "rosterd-intake",
-                          "-c statement_timeout=10000 -c synchronous_commit=on", NULL};
+                          "-c statement_timeout=10000 -c synchronous_commit=on"
+                          " -c plan_cache_mode=force_generic_plan",
+                          NULL};
     c->pg = PQconnectStartParams(keys, vals, 1);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
         conn_reset(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
