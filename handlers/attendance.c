@@ -31,6 +31,7 @@
 
 struct alink {
     int64_t presence_id, attendance_id;
+    int64_t owner; /* the MOCO user the presence had when it was pushed */
     char date[11], start[6], end[6];
 };
 
@@ -100,8 +101,8 @@ static int load_links(struct conv *c, struct rd_http_error *err)
         id_text(uid, sizeof(uid), c->uid);
         const char *params[5] = {cid, uid, c->from, c->to, arr};
         lres = rd_db_exec(c->s->db,
-                          "SELECT presence_id, attendance_id, date::text, start_time, end_time"
-                          " FROM attendance_links WHERE connection_id = $1::bigint"
+                          "SELECT presence_id, attendance_id, date::text, start_time, end_time,"
+                          " moco_user_id FROM attendance_links WHERE connection_id = $1::bigint"
                           " AND ((moco_user_id = $2::bigint AND date BETWEEN $3::date AND $4::date)"
                           "  OR presence_id = ANY($5::bigint[]))",
                           5, params, dberr, sizeof(dberr));
@@ -133,6 +134,7 @@ static int load_links(struct conv *c, struct rd_http_error *err)
         snprintf(l->date, sizeof(l->date), "%s", PQgetvalue(res, i, 2));
         snprintf(l->start, sizeof(l->start), "%s", PQgetvalue(res, i, 3));
         snprintf(l->end, sizeof(l->end), "%s", PQgetvalue(res, i, 4));
+        l->owner = strtoll(PQgetvalue(res, i, 5), NULL, 10);
     }
     res = cres ? cres : cpf.res;
     c->nconf = cres ? (size_t)PQntuples(cres) : cpf.n;
@@ -210,18 +212,17 @@ static bool presence_in_view(const struct conv *c, int64_t id)
     return false;
 }
 
-/* A write to the links or conflicts: what a run's chunk read of them no longer holds. */
-static void links_changed(struct conv *c)
+/* A write to a presence's link or conflict: what a run's chunk read of it no longer holds. */
+static void links_changed(struct conv *c, int64_t presence_id)
 {
-    rd_prefetch_drop(c->s, RD_PREFETCH_ATTENDANCE_LINKS);
-    rd_prefetch_drop(c->s, RD_PREFETCH_ATTENDANCE_CONFLICTS);
+    rd_prefetch_presence_written(c->s, presence_id);
 }
 
 /* A database statement with the link's parameters; a person not yet in people is remembered. */
 static int link_sql(struct conv *c, const char *sql, const struct rd_moco_presence *p,
                     int64_t attendance_id, struct rd_http_error *err)
 {
-    links_changed(c);
+    links_changed(c, p->id);
     char cid[24], pid[24], aid[24], emp[24], uid[24], dberr[256];
     id_text(cid, sizeof(cid), c->s->connection_id);
     id_text(pid, sizeof(pid), p->id);
@@ -257,7 +258,8 @@ static int save_link(struct conv *c, const struct rd_moco_presence *p, int64_t a
                     " VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint,"
                     "  $6::date, $7, $8)"
                     " ON CONFLICT (connection_id, presence_id) DO UPDATE SET"
-                    "  attendance_id = excluded.attendance_id, date = excluded.date,"
+                    "  attendance_id = excluded.attendance_id, personio_id = excluded.personio_id,"
+                    "  moco_user_id = excluded.moco_user_id, date = excluded.date,"
                     "  start_time = excluded.start_time, end_time = excluded.end_time,"
                     "  updated_at = now()",
                     p, attendance_id, err);
@@ -265,7 +267,7 @@ static int save_link(struct conv *c, const struct rd_moco_presence *p, int64_t a
 
 static int drop_link(struct conv *c, int64_t presence_id, struct rd_http_error *err)
 {
-    links_changed(c);
+    links_changed(c, presence_id);
     char cid[24], pid[24], dberr[256];
     id_text(cid, sizeof(cid), c->s->connection_id);
     id_text(pid, sizeof(pid), presence_id);
@@ -358,7 +360,7 @@ static int overlap_refused(struct conv *c, const struct rd_moco_presence *p, int
     keep_perm(c, msg.data);
     int rc = 0;
     if (!c->s->dry_run) {
-        links_changed(c);
+        links_changed(c, p->id);
         char *arr = rd_db_int8_array(ids, n);
         char cid[24], pid[24], emp[24], uid[24], dberr[256];
         id_text(cid, sizeof(cid), c->s->connection_id);
@@ -511,10 +513,12 @@ static int update(struct conv *c, const struct rd_moco_presence *p, const struct
 }
 
 /* The presence is gone (or now before start_date): delete rosterd's attendance for it. */
-static int remove_attendance(struct conv *c, const struct alink *l, const char *why,
+static int remove_attendance(struct conv *c, const struct alink *l, const char *why, bool *removed,
                              struct rd_http_error *err)
 {
     bool gone = false;
+    if (removed)
+        *removed = false;
     if (!c->s->dry_run) {
         struct rd_personio *per = rd_sync_personio(c->s, err);
         if (!per)
@@ -533,6 +537,8 @@ static int remove_attendance(struct conv *c, const struct alink *l, const char *
         if (drop_link(c, l->presence_id, err) != 0)
             return -1;
     }
+    if (removed)
+        *removed = true;
     if (!gone) /* already deleted in Personio: nothing changed there, nothing to report */
         rd_sync_finding(c->s, "attendance_removed", c->e->email,
                         c->s->dry_run ? "delete the attendance in Personio" : "deleted in Personio",
@@ -554,9 +560,9 @@ static int settle_missing(struct conv *c, const struct alink *l, struct rd_http_
     if (!m || rd_moco_get_presence(m, l->presence_id, c->s->deadline, &found, &p, err) != 0)
         return -1;
     if (!found || p.user_id != c->uid)
-        return remove_attendance(c, l, "was deleted in MOCO", err);
+        return remove_attendance(c, l, "was deleted in MOCO", NULL, err);
     if (c->start_date && strcmp(p.date, c->start_date) < 0)
-        return remove_attendance(c, l, "moved before the connection's start_date", err);
+        return remove_attendance(c, l, "moved before the connection's start_date", NULL, err);
     if (!p.to[0])
         return 0; /* open again: waits until it is closed */
     return update(c, &p, l, NULL, err);
@@ -603,6 +609,22 @@ static int converge_new(struct conv *c, const struct rd_moco_presence *p, struct
     return create(c, p, "", err);
 }
 
+/*
+ * A presence pushed for another MOCO user that is this user's now: the earlier owner's
+ * attendance goes first (nobody is paid twice for the same hours), then this person's
+ * is created. The earlier owner's own convergence no longer sees the link.
+ */
+static int take_over(struct conv *c, const struct rd_moco_presence *p, const struct alink *l,
+                     struct rd_http_error *err)
+{
+    char why[96];
+    bool removed = false;
+    snprintf(why, sizeof(why), "moved from MOCO user %lld to this person", (long long)l->owner);
+    if (remove_attendance(c, l, why, &removed, err) != 0)
+        return -1;
+    return removed ? converge_new(c, p, err) : 0; /* a refused delete is recorded: no copy */
+}
+
 static int converge_days(struct conv *c, struct rd_http_error *err)
 {
     /* removals and moves first, so a new presence never meets the old copy of a moved one */
@@ -616,7 +638,9 @@ static int converge_days(struct conv *c, struct rd_http_error *err)
             if (p->user_id != c->uid || !p->to[0] || !p->from[0])
                 continue; /* an open presence waits until it is closed */
             const struct alink *l = link_of(c, p->id);
-            if (pass == 0 && l && converge_linked(c, p, l, err) != 0)
+            if (pass == 0 && l && l->owner != c->uid && take_over(c, p, l, err) != 0)
+                return -1;
+            if (pass == 0 && l && l->owner == c->uid && converge_linked(c, p, l, err) != 0)
                 return -1;
             if (pass == 1 && !l && converge_new(c, p, err) != 0)
                 return -1;

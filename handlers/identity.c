@@ -609,6 +609,21 @@ int rd_identity_platform(struct rd_sync *s, const struct rd_personio_employee *e
     return link_platform_fresh(s, e, out, state, err);
 }
 
+int64_t rd_identity_expected_moco(struct rd_sync *s, const struct rd_personio_employee *e)
+{
+    int64_t id = rd_identity_pinned_moco(s, e->id);
+    if (id || !e->email || !*e->email || !rd_sync_have_moco_users(s))
+        return id;
+    struct rd_moco_user_list cands;
+    struct rd_http_error err = {0};
+    if (rd_sync_moco_candidates(s, e->email, &cands, &err) != 0)
+        return 0;
+    if (cands.count == 1)
+        id = cands.items[0].id;
+    rd_moco_user_list_free(&cands);
+    return id;
+}
+
 int rd_identity_moco(struct rd_sync *s, const struct rd_personio_employee *e, int64_t *moco_user_id,
                      enum rd_link_state *state, struct rd_http_error *err)
 {

@@ -16,6 +16,9 @@
 #include "rosterd/mem.h"
 #include "rosterd/timesync.h"
 
+/* c->presences' values */
+enum { PRESENCE_READ = 1, PRESENCE_WRITTEN = 2 };
+
 struct range {
     int first, n;
 };
@@ -216,7 +219,7 @@ static void read_attendance(struct rd_sync *s, struct chunk *c, const char *cid,
         if (rd_timesync_presences(s, uid[i], from, to, &l, &err) != 0)
             continue; /* that person's reader reads and reports it */
         for (size_t k = 0; k < l.count; k++) {
-            rd_hmap_put_i64(c->presences, l.items[k].id, 1);
+            rd_hmap_put_i64(c->presences, l.items[k].id, PRESENCE_READ);
             rd_buf_printf(&pres, "%s%lld", npres++ ? "," : "", (long long)l.items[k].id);
         }
     }
@@ -393,14 +396,14 @@ bool rd_prefetch_attendance(struct rd_sync *s, int64_t uid, const char *from, co
     struct chunk *c = chunk_of(s);
     struct kind_rows *lk = c ? &c->k[RD_PREFETCH_ATTENDANCE_LINKS] : NULL;
     struct kind_rows *ck = c ? &c->k[RD_PREFETCH_ATTENDANCE_CONFLICTS] : NULL;
-    uintptr_t v;
+    uintptr_t v, seen;
     if (!c)
         return false;
     if (!lk->res || !ck->res || !same_window(lk, from, to) || !rd_hmap_get_i64(lk->by_key, uid, &v))
         return counted(c, false);
     for (size_t i = 0; i < npres; i++)
-        if (!rd_hmap_get_i64(c->presences, pres[i], NULL))
-            return counted(c, false); /* a presence the chunk did not read links for */
+        if (!rd_hmap_get_i64(c->presences, pres[i], &seen) || seen != PRESENCE_READ)
+            return counted(c, false); /* a presence the chunk did not read, or one written since */
     rd_hmap_del_i64(lk->by_key, uid);
     size_t cap = (v ? (size_t)lk->ranges[v - 1].n : 0) + npres + 1;
     links->res = lk->res;
@@ -432,6 +435,28 @@ void rd_prefetch_drop(struct rd_sync *s, enum rd_prefetch_kind kind)
     struct chunk *c = chunk_of(s);
     if (c && kind < RD_PREFETCH_KINDS)
         kind_clear(&c->k[kind]);
+}
+
+void rd_prefetch_presence_written(struct rd_sync *s, int64_t presence_id)
+{
+    struct chunk *c = chunk_of(s);
+    struct kind_rows *lk = c ? &c->k[RD_PREFETCH_ATTENDANCE_LINKS] : NULL;
+    uintptr_t v, row;
+    if (!c || !lk->res)
+        return;
+    if (!rd_hmap_get_i64(c->presences, presence_id, &v)) {
+        /* a presence the chunk did not read: whose rows it touches is unknown */
+        rd_prefetch_drop(s, RD_PREFETCH_ATTENDANCE_LINKS);
+        rd_prefetch_drop(s, RD_PREFETCH_ATTENDANCE_CONFLICTS);
+        return;
+    }
+    if (v == PRESENCE_WRITTEN)
+        return;
+    /* Its link and conflict rows were read (by presence id): the readers of that presence
+     * query now, and so does the user the chunk read its link under (it may have moved). */
+    rd_hmap_put_i64(c->presences, presence_id, PRESENCE_WRITTEN);
+    if (rd_hmap_get_i64(c->link_by_presence, presence_id, &row))
+        rd_hmap_del_i64(lk->by_key, strtoll(PQgetvalue(lk->res, (int)row - 1, 5), NULL, 10));
 }
 
 bool rd_prefetch_holds_lock(const struct rd_sync *s, const char *key)

@@ -11,8 +11,9 @@
  *
  * What the chunk read is served once per key and only while it can be trusted: a
  * key's rows go when they are taken (a second read of the same person queries
- * again and sees the person's own writes), a write to attendance links drops all of
- * them (a presence can move between people), and a chunk held longer than
+ * again and sees the person's own writes), a write to a presence's attendance link
+ * drops that presence and the links of the user who held it (a presence can move
+ * between people), and a chunk held longer than
  * RD_PREFETCH_HOLD_SECONDS releases its locks and drops every row, so webhook jobs
  * of its people wait at most that long and nothing read more than that long ago is
  * acted on. Private to handlers/.
@@ -130,6 +131,13 @@ bool rd_prefetch_attendance(struct rd_sync *s, int64_t uid, const char *from, co
 
 /* Drops kind's rows: a write changed what they say. */
 void rd_prefetch_drop(struct rd_sync *s, enum rd_prefetch_kind kind);
+
+/*
+ * A write to the attendance link or conflict of one presence: what the chunk read of
+ * that presence, and the links of the user it was read under, are no longer served
+ * (everything of the chunk's attendance when it had not read that presence).
+ */
+void rd_prefetch_presence_written(struct rd_sync *s, int64_t presence_id);
 
 /* True when the chunk holds the advisory lock of key (timesync.c skips its own then). */
 bool rd_prefetch_holds_lock(const struct rd_sync *s, const char *key);

@@ -141,7 +141,7 @@ static void prefetch_chunk(struct run *r, size_t first, bool time_sync)
     int64_t *pids = rd_calloc(n + 1, sizeof(*pids)), *uids = rd_calloc(n + 1, sizeof(*uids));
     for (size_t i = 0; i < n; i++) {
         pids[i] = r->emps->items[first + i].id;
-        uids[i] = time_sync ? rd_identity_pinned_moco(s, pids[i]) : 0;
+        uids[i] = time_sync ? rd_identity_expected_moco(s, &r->emps->items[first + i]) : 0;
     }
     const char *start = rd_sync_start_date(s);
     const char *from = start && strcmp(r->from, start) < 0 ? start : r->from;

@@ -76,6 +76,13 @@ int rd_identity_person_for_moco(struct rd_sync *s, int64_t moco_user_id, int64_t
 /* The MOCO user id pinned to a Personio employee (0 when none); one query. */
 int64_t rd_identity_pinned_moco(struct rd_sync *s, int64_t personio_id);
 
+/*
+ * The MOCO user a Personio employee is or will be linked to, for reading ahead:
+ * the pinned id, else the one MOCO user with e's address among the preloaded MOCO
+ * users, else 0. Never asks MOCO; a wrong guess only costs the reader its own query.
+ */
+int64_t rd_identity_expected_moco(struct rd_sync *s, const struct rd_personio_employee *e);
+
 /* The SCIM id pinned to a Personio employee, or NULL; a new string (free()). */
 char *rd_identity_pinned_scim(struct rd_sync *s, int64_t personio_id);
 
