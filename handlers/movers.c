@@ -12,8 +12,10 @@
 #include <json-c/json.h>
 
 #include "lifecycle_internal.h"
+#include "writeback_internal.h"
 #include "rosterd/connection.h"
 #include "rosterd/jsonx.h"
+#include "rosterd/mem.h"
 
 /* The distinct platform groups team_map maps to, in document order (borrowed strings). */
 static size_t team_groups(const struct rd_sync *s, const char **out, size_t max)
@@ -179,6 +181,79 @@ static void user_label(struct rd_sync *s, const char *id, char *out, size_t outl
         rd_scim_user_clear(&u);
 }
 
+/* The cached account gets its new manager (so later steps of the run see it). */
+static void manager_set(struct rd_sync *s, struct rd_scim_user *acc, const char *manager_id)
+{
+    free(acc->manager_id);
+    acc->manager_id = rd_strdup(manager_id);
+    rd_sync_scim_user_updated(s, acc);
+}
+
+/* A manager change written behind (handlers/writeback.c): one allocation, strings after it. */
+struct manager_write {
+    const char *acc_id, *manager_id, *email, *first, *last, *was, *now;
+    long long personio_id;
+    char strings[];
+};
+
+static void manager_written(struct rd_sync *s, void *arg, int rc, const struct rd_http_error *err)
+{
+    struct manager_write *w = arg;
+    if (rc == 0) {
+        rd_sync_finding(s, "manager_changed", w->email, "set the platform manager", RD_RESULT_DONE,
+                        "manager %s -> %s (the HR supervisor)", w->was, w->now);
+        struct rd_scim_user acc;
+        bool found = false;
+        struct rd_http_error ignored = {0};
+        if (rd_sync_scim_user(s, w->acc_id, &found, &acc, &ignored) == 0 && found) {
+            manager_set(s, &acc, w->manager_id);
+            rd_scim_user_clear(&acc);
+        }
+    } else {
+        rd_sync_finding(s, "error", w->email, "set the platform manager", RD_RESULT_FAILED,
+                        "%s %s (Personio %lld): setting the platform manager (%s -> %s) failed:"
+                        " %s; the run went on with the others and the next run tries again",
+                        w->first, w->last, w->personio_id, w->was, w->now,
+                        err->msg[0] ? err->msg : "unknown error");
+    }
+    free(w);
+}
+
+/* Hands the manager change over to be written behind; the finding comes when it is sent. */
+static void write_manager_behind(struct rd_sync *s, const struct rd_personio_employee *e,
+                                 const struct rd_scim_user *acc, const struct rd_scim_user *mgr,
+                                 const char *was, struct json_object *before)
+{
+    const char *str[] = {acc->id,
+                         mgr->id,
+                         e->email ? e->email : "",
+                         e->first_name ? e->first_name : "",
+                         e->last_name ? e->last_name : "",
+                         was,
+                         mgr->user_name ? mgr->user_name : mgr->id};
+    enum { NSTR = sizeof(str) / sizeof(str[0]) };
+    size_t len = 0;
+    for (size_t i = 0; i < NSTR; i++)
+        len += strlen(str[i]) + 1;
+    struct manager_write *w = rd_calloc(1, sizeof(*w) + len);
+    const char **field[NSTR] = {&w->acc_id, &w->manager_id, &w->email, &w->first,
+                                &w->last,   &w->was,        &w->now};
+    char *p = w->strings;
+    for (size_t i = 0; i < NSTR; i++) {
+        size_t n = strlen(str[i]) + 1;
+        memcpy(p, str[i], n);
+        *field[i] = p;
+        p += n;
+    }
+    w->personio_id = (long long)e->id;
+    if (!e->email)
+        w->email = NULL;
+    struct rd_buf path = {0};
+    rd_scim_patch_path(&path, "Users", acc->id);
+    rd_writeback_patch(s, path.data, rd_scim_manager_patch(mgr->id), before, manager_written, w);
+    rd_buf_free(&path);
+}
+
 static int converge_manager(struct rd_sync *s, const struct rd_personio_employee *e,
                             struct rd_scim_user *acc, struct rd_http_error *err)
 {
@@ -193,11 +268,19 @@ static int converge_manager(struct rd_sync *s, const struct rd_personio_employee
         (!acc->manager_id || strcmp(acc->manager_id, mgr.id) != 0)) {
         char was[320];
         user_label(s, acc->manager_id, was, sizeof(was));
+        struct json_object *before = NULL;
         if (!s->dry_run) {
-            struct json_object *before = json_object_new_object();
+            before = json_object_new_object();
             json_object_object_add(before, "manager",
                                    acc->manager_id ? json_object_new_string(acc->manager_id)
                                                    : NULL);
+        }
+        if (rd_writeback_on(s)) {
+            write_manager_behind(s, e, acc, &mgr, was, before); /* takes before */
+            rd_scim_user_clear(&mgr);
+            return 0;
+        }
+        if (!s->dry_run) {
             struct rd_audit_ctx a;
             struct rd_scim *sc = rd_sync_scim(s, err);
             rc = sc ? rd_scim_set_manager(sc, acc->id, mgr.id, rd_lc_audit(s, &a, before),
@@ -209,11 +292,8 @@ static int converge_manager(struct rd_sync *s, const struct rd_personio_employee
             rd_sync_finding(s, "manager_changed", e->email, "set the platform manager",
                             result_of(s), "manager %s -> %s (the HR supervisor)", was,
                             mgr.user_name ? mgr.user_name : mgr.id);
-            if (!s->dry_run) {
-                free(acc->manager_id);
-                acc->manager_id = rd_strdup(mgr.id);
-                rd_sync_scim_user_updated(s, acc);
-            }
+            if (!s->dry_run)
+                manager_set(s, acc, mgr.id);
         }
     }
     rd_scim_user_clear(&mgr);

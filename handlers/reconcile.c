@@ -190,6 +190,14 @@ static int converge_people(struct run *r)
         } else {
             in_a_row = 0;
         }
+        if (r->stats.writeback.failed_in_a_row >= MAX_ERRORS_IN_A_ROW) {
+            const struct rd_finding *f = &r->s->findings[r->s->nfindings - 1];
+            snprintf(r->error, sizeof(r->error),
+                     "stopped after %zu platform writes failed in a row (the platform is"
+                     " probably down); the last: %s",
+                     r->stats.writeback.failed_in_a_row, f->detail);
+            return -1;
+        }
         rd_prefetch_tick(r->s);
     }
     return 0;
@@ -298,7 +306,11 @@ static int passes(struct run *r)
         return -1;
     }
     rd_identity_batch_pins(s, true);
+    if (!r->o->dry_run)
+        rd_writeback_enable(s, &r->stats.writeback);
     int rc = converge_all(r);
+    rd_writeback_disable(s, rc == 0); /* a run that stopped drops what it had not sent */
+    r->stats.errors += r->stats.writeback.failed;
     rd_identity_batch_pins(s, false);
     if (rd_identity_flush_pins(s, dberr, sizeof(dberr)) != 0 && rc == 0) {
         snprintf(r->error, sizeof(r->error), "recording the links: %s", dberr);
@@ -472,6 +484,11 @@ static struct json_object *stats_json(const struct run *r)
     json_object_object_add(pf, "released_early",
                            json_object_new_int64((int64_t)st->prefetch.released_early));
     json_object_object_add(o, "prefetch", pf);
+    struct json_object *wb = json_object_new_object();
+    json_object_object_add(wb, "writes", json_object_new_int64((int64_t)st->writeback.writes));
+    json_object_object_add(wb, "failed", json_object_new_int64((int64_t)st->writeback.failed));
+    json_object_object_add(wb, "batches", json_object_new_int64((int64_t)st->writeback.batches));
+    json_object_object_add(o, "writeback", wb);
     json_object_object_add(o, "warnings", json_object_get(r->warnings));
     return o;
 }

@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "prefetch_internal.h"
+#include "writeback_internal.h"
 #include "rosterd/http.h"
 #include "rosterd/personio.h"
 #include "rosterd/absence.h"
@@ -32,7 +33,8 @@ struct rd_reconcile_stats {
         presences, schedules;
     double preload_seconds, plan_seconds, apply_seconds;
     size_t errors;
-    struct rd_prefetch_stats prefetch; /* both passes' chunks */
+    struct rd_prefetch_stats prefetch;   /* both passes' chunks */
+    struct rd_writeback_stats writeback; /* the real pass's platform writes sent behind */
 };
 
 /*

@@ -24,6 +24,8 @@
 #include "rosterd/mem.h"
 #include "rosterd/slack.h"
 
+#include "writeback_internal.h"
+
 /* How long one job may spend upstream; what does not fit is retried by the queue. */
 #define JOB_DEADLINE_SECONDS 120.0
 /* Findings kept before a flush is forced (a run over 10,000 people). */
@@ -242,6 +244,8 @@ void rd_sync_close(struct rd_sync *s)
             s->ext[i].free(s->ext[i].data);
     if (s->links.data && s->links.free)
         s->links.free(s->links.data);
+    if (s->writeback.data && s->writeback.free)
+        s->writeback.free(s->writeback.data);
     findings_free(s);
     rd_personio_free(s->personio);
     rd_moco_free(s->moco);
@@ -296,6 +300,12 @@ struct rd_moco *rd_sync_moco(struct rd_sync *s, struct rd_http_error *err)
 }
 
 struct rd_scim *rd_sync_scim(struct rd_sync *s, struct rd_http_error *err)
+{
+    rd_writeback_flush(s); /* writes handed over go first: a person's stay in order */
+    return rd_sync_scim_client(s, err);
+}
+
+struct rd_scim *rd_sync_scim_client(struct rd_sync *s, struct rd_http_error *err)
 {
     if (!s->scim) {
         const char *base = doc_str(s, "platform", "scim_base_url");

@@ -64,6 +64,8 @@ struct rd_scim;
 struct rd_scim *rd_scim_new(struct rd_http_client *http, const char *scim_base_url,
                             const char *api_base_url, const char *token);
 void rd_scim_free(struct rd_scim *s);
+/* A client of the same platform and token that sends through http (another thread's). */
+struct rd_scim *rd_scim_clone(const struct rd_scim *s, struct rd_http_client *http);
 /* Page size of user listings (default 100). */
 void rd_scim_set_page_size(struct rd_scim *s, int count);
 
@@ -107,6 +109,18 @@ int rd_scim_set_active(struct rd_scim *s, const char *id, bool active,
 int rd_scim_set_manager(struct rd_scim *s, const char *id, const char *manager_id,
                         const struct rd_audit_ctx *audit, double deadline,
                         struct rd_http_error *err) __attribute__((warn_unused_result));
+/*
+ * The same write in two steps, for a caller that records the audit row itself and
+ * sends from another thread (handlers/writeback.c): the PatchOp rd_scim_set_manager
+ * sends (new; json_object_put), its path ("/Users/<id>", appended to path), and the
+ * PATCH of a body to a path without an audit row. *http_status: the last answer's
+ * status, 0 when none came.
+ */
+struct json_object *rd_scim_manager_patch(const char *manager_id);
+void rd_scim_patch_path(struct rd_buf *path, const char *kind, const char *id);
+int rd_scim_send_patch(struct rd_scim *s, const char *path, struct json_object *body,
+                       double deadline, int *http_status, struct rd_http_error *err)
+    __attribute__((warn_unused_result));
 /*
  * PATCH userName to email and emails to that one work address (an address change
  * in HR follows the person).

@@ -105,6 +105,8 @@ struct rd_sync {
     bool planning;
     /* identity.c's preloaded identity links (rd_identity_preload); freed by rd_sync_close. */
     struct rd_sync_ext links;
+    /* platform writes sent behind in a run's real pass (handlers/writeback.c); freed likewise */
+    struct rd_sync_ext writeback;
 };
 
 enum { RD_SYNC_EXT_PEOPLE = 0, RD_SYNC_EXT_TIME, RD_SYNC_EXT_RUN, RD_SYNC_EXT_CHUNK };
@@ -144,7 +146,10 @@ void rd_sync_close(struct rd_sync *s);
  * connection lacks that section. */
 struct rd_personio *rd_sync_personio(struct rd_sync *s, struct rd_http_error *err);
 struct rd_moco *rd_sync_moco(struct rd_sync *s, struct rd_http_error *err);
+/* (rd_sync_scim first sends the platform writes a run handed over: handlers/writeback.c.) */
 struct rd_scim *rd_sync_scim(struct rd_sync *s, struct rd_http_error *err);
+/* rd_sync_scim without sending them (writeback.c's own use). */
+struct rd_scim *rd_sync_scim_client(struct rd_sync *s, struct rd_http_error *err);
 
 /* The audit context for a write, or NULL in a dry run (which must not write at all). */
 const struct rd_audit_ctx *rd_sync_audit(struct rd_sync *s);

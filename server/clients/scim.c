@@ -199,6 +199,13 @@ void rd_scim_free(struct rd_scim *s)
     free(s);
 }
 
+struct rd_scim *rd_scim_clone(const struct rd_scim *s, struct rd_http_client *http)
+{
+    struct rd_scim *c = rd_scim_new(http, s->scim_base, s->api_base, s->token);
+    c->page_size = s->page_size;
+    return c;
+}
+
 void rd_scim_set_page_size(struct rd_scim *s, int count)
 {
     s->page_size = count < 1 ? 1 : count > 1000 ? 1000 : count;
@@ -524,32 +531,53 @@ int rd_scim_create_user(struct rd_scim *s, const struct rd_scim_new_user *u,
     return rc;
 }
 
-/* PATCH /{kind}/{id} with the given operations (taken); audited with after = the PatchOp. */
-static int patch(struct rd_scim *s, const char *kind, const char *id, struct json_object *ops,
-                 const struct rd_audit_ctx *audit, double deadline, struct rd_http_error *err)
+/* The PatchOp body with these operations (taken). */
+static struct json_object *patch_body(struct json_object *ops)
 {
     struct json_object *b = json_object_new_object();
     struct json_object *schemas = json_object_new_array();
     json_object_array_add(schemas, json_object_new_string(SCIM_PATCH));
     json_object_object_add(b, "schemas", schemas);
     json_object_object_add(b, "Operations", ops);
+    return b;
+}
+
+void rd_scim_patch_path(struct rd_buf *path, const char *kind, const char *id)
+{
+    rd_buf_printf(path, "/%s/", kind);
+    rd_http_urlencode(path, id);
+}
+
+int rd_scim_send_patch(struct rd_scim *s, const char *path, struct json_object *body,
+                       double deadline, int *http_status, struct rd_http_error *err)
+{
+    char *text = json_text(body);
+    struct rd_http_response resp;
+    int rc = rd_scim_call(s, "scim", s->scim_base, "PATCH", path, path, text, true, deadline,
+                          rd_scim_error_message, &resp, err);
+    free(text);
+    *http_status = (int)resp.status;
+    rd_http_response_free(&resp);
+    return rc;
+}
+
+/* PATCH /{kind}/{id} with the given operations (taken); audited with after = the PatchOp. */
+static int patch(struct rd_scim *s, const char *kind, const char *id, struct json_object *ops,
+                 const struct rd_audit_ctx *audit, double deadline, struct rd_http_error *err)
+{
+    struct json_object *b = patch_body(ops);
     struct rd_buf path = {0};
-    rd_buf_printf(&path, "/%s/", kind);
-    rd_http_urlencode(&path, id);
+    rd_scim_patch_path(&path, kind, id);
     int64_t aid;
     if (rd_audit_ctx_begin(audit, "scim", "PATCH", path.data, b, &aid, err) != 0) {
         rd_buf_free(&path);
         json_object_put(b);
         return -1;
     }
-    char *text = json_text(b);
-    struct rd_http_response resp;
-    int rc = rd_scim_call(s, "scim", s->scim_base, "PATCH", path.data, path.data, text, true,
-                          deadline, rd_scim_error_message, &resp, err);
-    free(text);
-    (void)rd_audit_ctx_end(audit, aid, b, rc == 0 ? "ok" : "failed", (int)resp.status,
+    int status = 0;
+    int rc = rd_scim_send_patch(s, path.data, b, deadline, &status, err);
+    (void)rd_audit_ctx_end(audit, aid, b, rc == 0 ? "ok" : "failed", status,
                            rc == 0 ? NULL : err->msg);
-    rd_http_response_free(&resp);
     rd_buf_free(&path);
     json_object_put(b);
     return rc;
@@ -574,17 +602,26 @@ int rd_scim_set_active(struct rd_scim *s, const char *id, bool active,
                  audit, deadline, err);
 }
 
-int rd_scim_set_manager(struct rd_scim *s, const char *id, const char *manager_id,
-                        const struct rd_audit_ctx *audit, double deadline,
-                        struct rd_http_error *err)
+static struct json_object *manager_ops(const char *manager_id)
 {
     struct json_object *v = NULL;
     if (manager_id) {
         v = json_object_new_object();
         json_object_object_add(v, "value", json_object_new_string(manager_id));
     }
-    return patch(s, "Users", id, one_op(manager_id ? "replace" : "remove", SCIM_ENT ":manager", v),
-                 audit, deadline, err);
+    return one_op(manager_id ? "replace" : "remove", SCIM_ENT ":manager", v);
+}
+
+struct json_object *rd_scim_manager_patch(const char *manager_id)
+{
+    return patch_body(manager_ops(manager_id));
+}
+
+int rd_scim_set_manager(struct rd_scim *s, const char *id, const char *manager_id,
+                        const struct rd_audit_ctx *audit, double deadline,
+                        struct rd_http_error *err)
+{
+    return patch(s, "Users", id, manager_ops(manager_id), audit, deadline, err);
 }
 
 int rd_scim_set_user_name(struct rd_scim *s, const char *id, const char *email,
