@@ -152,77 +152,155 @@ static int clients(struct rd_sync *s, struct rd_writeback *wb, struct rd_http_er
     return 0;
 }
 
-/* Commits every item's write-ahead audit row in one transaction; -1: none is recorded. */
-static int record_all(struct rd_sync *s, struct wb_batch *b, struct rd_http_error *err)
+/* The completion of what b sent: one UPDATE of its audit rows. */
+static int complete_sql(struct rd_sync *s, const struct wb_batch *b, char *dberr, size_t len)
 {
-    const struct rd_audit_ctx *a = rd_sync_audit(s);
-    char dberr[256];
-    if (!a || !a->db) {
-        for (size_t i = 0; i < b->n; i++)
-            b->items[i].recorded = true;
-        return 0;
-    }
-    if (rd_db_run(s->db, "BEGIN", 0, NULL, dberr, sizeof(dberr)) != 0) {
-        rd_http_error_set(err, false, 0,
-                          "scim PATCH: not sent: the audit rows cannot be written: %s", dberr);
-        return -1;
-    }
+    struct json_object *rows = json_object_new_array();
     for (size_t i = 0; i < b->n; i++) {
-        struct wb_item *it = &b->items[i];
-        struct rd_audit_ctx ac = *a;
-        ac.before = it->before;
-        if (rd_audit_ctx_begin(&ac, "scim", "PATCH", it->path, it->body, &it->audit_id, err) != 0) {
-            PQclear(PQexec(s->db, "ROLLBACK"));
-            return -1;
-        }
+        const struct wb_item *it = &b->items[i];
+        if (!it->recorded || !it->audit_id)
+            continue;
+        struct json_object *r = json_object_new_object();
+        json_object_object_add(r, "id", json_object_new_int64(it->audit_id));
+        json_object_object_add(r, "after", json_object_get(it->body));
+        json_object_object_add(r, "outcome", json_object_new_string(it->rc == 0 ? "ok" : "failed"));
+        json_object_object_add(r, "status",
+                               it->status > 0 ? json_object_new_int(it->status) : NULL);
+        json_object_object_add(r, "error",
+                               it->rc == 0 ? NULL : json_object_new_string(it->err.msg));
+        json_object_array_add(rows, r);
     }
-    PGresult *res = PQexec(s->db, "COMMIT");
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
-    if (!ok) {
-        rd_db_error(s->db, res, dberr, sizeof(dberr));
-        rd_http_error_set(err, false, 0,
-                          "scim PATCH: not sent: the audit rows cannot be written: %s",
-                          dberr[0] ? dberr : "the commit was rolled back");
+    const char *params[1] = {json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN)};
+    int rc = json_object_array_length(rows) == 0
+                 ? 0
+                 : rd_db_run(s->db,
+                             "UPDATE upstream_audit a SET after = coalesce(u.after, a.after),"
+                             " outcome = u.outcome, http_status = u.status, error = u.error"
+                             " FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, after jsonb,"
+                             " outcome text, status int, error text) WHERE a.id = u.id",
+                             1, params, dberr, len);
+    json_object_put(rows);
+    return rc;
+}
+
+/* The write-ahead rows of b ("sending"): one INSERT; ids matched back by path. */
+static int record_sql(struct rd_sync *s, const struct rd_audit_ctx *a, struct wb_batch *b,
+                      char *dberr, size_t len)
+{
+    struct json_object *rows = json_object_new_array();
+    for (size_t i = 0; i < b->n; i++) {
+        struct json_object *r = json_object_new_object();
+        json_object_object_add(r, "path", json_object_new_string(b->items[i].path));
+        json_object_object_add(r, "before", json_object_get(b->items[i].before));
+        json_object_object_add(r, "after", json_object_get(b->items[i].body));
+        json_object_array_add(rows, r);
     }
-    PQclear(res);
-    if (!ok)
+    char cid[24];
+    snprintf(cid, sizeof(cid), "%lld", (long long)a->connection_id);
+    const char *params[3] = {a->connection_id > 0 ? cid : NULL, a->reason,
+                             json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN)};
+    PGresult *res = rd_db_exec(s->db,
+                               "INSERT INTO upstream_audit (connection_id, system, method, path,"
+                               " before, after, reason, outcome)"
+                               " SELECT $1::bigint, 'scim', 'PATCH', u.x ->> 'path',"
+                               " nullif(u.x -> 'before', 'null'::jsonb),"
+                               " u.x -> 'after', $2, 'sending'"
+                               " FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(x, i)"
+                               " ORDER BY u.i RETURNING id, path",
+                               3, params, dberr, len);
+    json_object_put(rows);
+    if (!res)
         return -1;
-    for (size_t i = 0; i < b->n; i++)
-        b->items[i].recorded = true;
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < b->n; i++)
+            if (!b->items[i].audit_id && strcmp(b->items[i].path, PQgetvalue(res, r, 1)) == 0) {
+                b->items[i].audit_id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+                break;
+            }
+    PQclear(res);
     return 0;
 }
 
-/* Completes the audit rows of what was sent, in one transaction (a row left is "sending"). */
-static void complete_all(struct rd_sync *s, struct wb_batch *b)
+static int commit(PGconn *db, char *dberr, size_t len)
 {
-    const struct rd_audit_ctx *a = rd_sync_audit(s);
-    char dberr[256];
-    if (!a || !a->db || b->n == 0 || !b->items[0].recorded)
-        return;
-    bool tx = rd_db_run(s->db, "BEGIN", 0, NULL, dberr, sizeof(dberr)) == 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct wb_item *it = &b->items[i];
-        (void)rd_audit_ctx_end(a, it->audit_id, it->body, it->rc == 0 ? "ok" : "failed", it->status,
-                               it->rc == 0 ? NULL : it->err.msg);
+    PGresult *res = PQexec(db, "COMMIT");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+    if (!ok) {
+        rd_db_error(db, res, dberr, len);
+        if (!dberr[0])
+            snprintf(dberr, len, "the commit was rolled back");
     }
-    if (tx && rd_db_run(s->db, "COMMIT", 0, NULL, dberr, sizeof(dberr)) != 0)
-        rd_log_error("audit rows of %zu platform writes stay 'sending': %s", b->n, dberr);
+    PQclear(res);
+    return ok ? 0 : -1;
 }
 
-/* Records the batch's audit rows and lets the senders go; returns at once. */
+/* One transaction: done's audit rows completed, then next's recorded (either may be NULL). */
+static int audit_tx(struct rd_sync *s, const struct rd_audit_ctx *a, const struct wb_batch *done,
+                    struct wb_batch *next, char *dberr, size_t len)
+{
+    if (rd_db_run(s->db, "BEGIN", 0, NULL, dberr, len) != 0)
+        return -1;
+    if ((done && complete_sql(s, done, dberr, len) != 0) ||
+        (next && record_sql(s, a, next, dberr, len) != 0) || commit(s->db, dberr, len) != 0) {
+        PQclear(PQexec(s->db, "ROLLBACK"));
+        if (next)
+            for (size_t i = 0; i < next->n; i++)
+                next->items[i].audit_id = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The audit rows' part of a step: done's rows get their outcomes, next's are
+ * committed "sending" (its items may then be sent). Both in one commit; when that
+ * fails, each on its own, so that one's failure does not cost the other.
+ */
+static void audit_step(struct rd_sync *s, struct wb_batch *done, struct wb_batch *next)
+{
+    const struct rd_audit_ctx *a = rd_sync_audit(s);
+    char dberr[256] = "";
+    if (next) {
+        memset(&next->err, 0, sizeof(next->err));
+        for (size_t i = 0; i < next->n; i++)
+            next->items[i] = (struct wb_item){.path = next->items[i].path,
+                                              .body = next->items[i].body,
+                                              .before = next->items[i].before,
+                                              .done = next->items[i].done,
+                                              .arg = next->items[i].arg,
+                                              .rc = -1};
+    }
+    bool recorded = false;
+    if (!a || !a->db) {
+        recorded = true; /* nothing to record (no audit in this context) */
+    } else if (audit_tx(s, a, done, next, dberr, sizeof(dberr)) == 0) {
+        recorded = true;
+    } else {
+        if (done && audit_tx(s, a, done, NULL, dberr, sizeof(dberr)) != 0)
+            rd_log_error("audit rows of %zu platform writes stay 'sending': %s", done->n, dberr);
+        if (next && audit_tx(s, a, NULL, next, dberr, sizeof(dberr)) == 0)
+            recorded = true;
+        else if (next)
+            rd_http_error_set(&next->err, false, 0,
+                              "scim PATCH: not sent: the audit rows cannot be written: %s", dberr);
+    }
+    for (size_t i = 0; next && recorded && i < next->n; i++)
+        next->items[i].recorded = true;
+}
+
+/* Lets the senders go on b, whose audit rows are recorded (those that are not stay unsent). */
 static void start(struct rd_sync *s, struct rd_writeback *wb, struct wb_batch *b)
 {
-    memset(&b->err, 0, sizeof(b->err));
-    for (size_t i = 0; i < b->n; i++) {
-        b->items[i].rc = -1;
-        b->items[i].status = 0;
-        memset(&b->items[i].err, 0, sizeof(b->items[i].err));
-    }
     b->in_flight = true;
     wb->deadline = s->deadline;
     atomic_store(&b->next, 0);
-    if (clients(s, wb, &b->err) != 0 || record_all(s, b, &b->err) != 0)
-        return; /* nothing is sent; finish() reports why */
+    if (b->n == 0 || !b->items[0].recorded)
+        return;
+    if (clients(s, wb, &b->err) != 0) {
+        for (size_t i = 0; i < b->n; i++)
+            b->items[i].err = b->err; /* recorded, not sent: completed as failed */
+        return;
+    }
     size_t nthreads = b->n < RD_WRITEBACK_THREADS ? b->n : RD_WRITEBACK_THREADS;
     for (size_t t = 0; t < nthreads; t++) {
         b->snd[t] = (struct sender){.wb = wb, .b = b, .slot = (int)t};
@@ -232,14 +310,10 @@ static void start(struct rd_sync *s, struct rd_writeback *wb, struct wb_batch *b
     }
 }
 
-/* Waits for the batch, completes its audit rows and reports each write. */
-static void finish(struct rd_sync *s, struct rd_writeback *wb, struct wb_batch *b)
+/* Reports each write of b (joined, its audit rows completed) and empties it. */
+static void report(struct rd_sync *s, struct rd_writeback *wb, struct wb_batch *b)
 {
-    if (!b->in_flight)
-        return;
     wb->busy = true;
-    join(b);
-    complete_all(s, b);
     if (wb->stats)
         wb->stats->batches++;
     for (size_t i = 0; i < b->n; i++) {
@@ -258,17 +332,37 @@ static void finish(struct rd_sync *s, struct rd_writeback *wb, struct wb_batch *
     wb->busy = false;
 }
 
+/*
+ * One step: the batch in flight (if any) is waited for; its audit rows completed and
+ * next's recorded in one transaction; next's senders started; the finished batch
+ * reported while they send.
+ */
+static void step(struct rd_sync *s, struct rd_writeback *wb, struct wb_batch *next)
+{
+    struct wb_batch *done = &wb->b[1 - wb->filling]; /* next, if any, is the filling one */
+    if (!done->in_flight)
+        done = NULL;
+    if (done)
+        join(done);
+    audit_step(s, done, next);
+    if (next)
+        start(s, wb, next);
+    if (done)
+        report(s, wb, done);
+}
+
 void rd_writeback_flush(struct rd_sync *s)
 {
     struct rd_writeback *wb = wb_of(s);
     if (!wb || wb->busy)
         return;
-    struct wb_batch *fill = &wb->b[wb->filling], *other = &wb->b[1 - wb->filling];
-    finish(s, wb, other);
-    if (fill->n == 0)
+    struct wb_batch *fill = &wb->b[wb->filling];
+    step(s, wb, fill->n ? fill : NULL); /* the other batch is reported; fill goes out */
+    if (!fill->in_flight)
         return;
-    start(s, wb, fill);
-    finish(s, wb, fill);
+    join(fill);
+    audit_step(s, fill, NULL);
+    report(s, wb, fill);
 }
 
 void rd_writeback_disable(struct rd_sync *s, bool send)
@@ -276,9 +370,10 @@ void rd_writeback_disable(struct rd_sync *s, bool send)
     struct rd_writeback *wb = wb_of(s);
     if (!wb)
         return;
-    finish(s, wb, &wb->b[1 - wb->filling]); /* what went out is reported either way */
     if (send)
         rd_writeback_flush(s);
+    else
+        step(s, wb, NULL); /* what went out is reported either way; the rest is dropped */
     wb_free(wb);
     s->writeback.data = NULL;
     s->writeback.free = NULL;
@@ -293,7 +388,6 @@ void rd_writeback_patch(struct rd_sync *s, const char *path, struct json_object 
         .path = rd_strdup(path), .body = body, .before = before, .done = done, .arg = arg};
     if (fill->n < RD_WRITEBACK_BATCH)
         return;
-    finish(s, wb, &wb->b[1 - wb->filling]); /* one batch in flight at a time */
-    start(s, wb, fill);
+    step(s, wb, fill); /* one batch in flight at a time */
     wb->filling = 1 - wb->filling;
 }

@@ -4,15 +4,17 @@
  * A first night can have thousands of independent SCIM PATCHes (the platform
  * lacks every manager); one after the other each costs its round trips and two
  * audit commits. While writing behind is on, a convergence step hands such a write
- * over instead of sending it: up to RD_WRITEBACK_BATCH of them are collected, their
- * write-ahead audit rows committed in one transaction ("sending", before anything
- * goes out, as rd_audit_ctx_begin promises), the PATCHes sent RD_WRITEBACK_THREADS
- * at a time (a thread and HTTP client each; nothing but HTTP on those threads), the
- * audit rows completed in one transaction, and then, on the run's thread, each
- * write's done function reports it (finding, cache). One batch is in flight while
- * the next fills: the run goes on converging people meanwhile. Only writes to distinct users
- * are handed over, and any other platform call of the context (rd_sync_scim) sends
- * what is pending first, so a person's writes still reach the platform in order.
+ * over instead of sending it. Up to RD_WRITEBACK_BATCH of them are collected; then,
+ * in one transaction, the audit rows of the batch sent before are completed (one
+ * UPDATE) and this batch's write-ahead rows committed "sending" (one INSERT), so
+ * nothing goes out before its row is durable, as rd_audit_ctx_begin promises. The
+ * PATCHes are sent RD_WRITEBACK_THREADS at a time (a thread and HTTP client each;
+ * nothing but HTTP on those threads) while the run goes on converging people and
+ * filling the next batch; when that one is full, this one is waited for and each
+ * write's done function reports it on the run's thread (finding, cache). Only writes
+ * to distinct users are handed over, and any other platform call of the context
+ * (rd_sync_scim) sends what is pending first, so the platform receives the run's
+ * writes in the order the convergence made them.
  * What was handed over and not yet sent when the run stops is dropped unsent and
  * unreported: the next run finds it still to do. Private to handlers/.
  */
