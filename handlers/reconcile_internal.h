@@ -47,6 +47,9 @@ int rd_reconcile_preload(struct rd_sync *s, const char *today, const char *from,
                          struct rd_reconcile_stats *stats, struct rd_http_error *err)
     __attribute__((warn_unused_result));
 
+/* A second connection with the same parameters as db, named application_name; NULL with err. */
+PGconn *rd_run_clone_conn(PGconn *db, const char *application_name, char *err, size_t errlen);
+
 /* A run's lease on its runs row, renewed by a thread with a connection of its own. */
 struct rd_run_lease {
     pthread_t thread;

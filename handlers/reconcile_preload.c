@@ -7,9 +7,19 @@
  * groups, delegations, MOCO presences and schedules, Personio attendances) into the
  * run's own store on s->ext[RD_SYNC_EXT_RUN], sorted by person, with accessors the
  * capabilities' own reads consult first.
+ *
+ * Personio's lists are paced by its rate limit (100 employee pages at 15 a second
+ * for 10,000 people), so the platform's and MOCO's are read meanwhile, on a second
+ * context with its own clients and database connection (MOCO's shared budget) on a
+ * thread of its own; once both are done, rd_sync_adopt_reads moves what it read
+ * into the run's context. Without a second connection everything is read in turn.
  */
 #include "reconcile_internal.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,22 +171,93 @@ static int load_schedules(struct rd_sync *s, struct run_store *st, struct rd_rec
     return load_time(s, RD_TIMESYNC_SCHEDULES, st->from, st->to, &stats->schedules, err);
 }
 
-/* The steps in order. */
-static const struct preload_step {
+struct preload_step {
     const char *what;
     int (*load)(struct rd_sync *, struct run_store *, struct rd_reconcile_stats *,
                 struct rd_http_error *);
-} steps[] = {
+};
+
+/* Personio's lists, on the run's context: its pacer's rate is what a preload waits for. */
+static const struct preload_step personio_steps[] = {
     {"Personio employees", load_employees},
     {"Personio time-offs", load_time_offs},
-    {"Personio attendances", load_attendances},
-    {"platform users", load_scim_users},
-    {"platform groups", load_groups},
-    {"approval delegations", load_delegations},
-    {"MOCO users", load_moco_users},
-    {"MOCO presences", load_presences},
-    {"MOCO schedules", load_schedules},
 };
+
+/* The platform's and MOCO's, on a second context and thread while Personio is paged. */
+static const struct preload_step side_steps[] = {
+    {"platform users", load_scim_users},        {"platform groups", load_groups},
+    {"approval delegations", load_delegations}, {"MOCO users", load_moco_users},
+    {"MOCO presences", load_presences},         {"MOCO schedules", load_schedules},
+};
+
+/* After both: into time sync's store, which the side's presences begin. */
+static const struct preload_step last_steps[] = {
+    {"Personio attendances", load_attendances},
+};
+
+/* Runs steps in order; -1 with err prefixed by the step that failed. */
+static int run_steps(struct rd_sync *s, struct run_store *st, struct rd_reconcile_stats *stats,
+                     const struct preload_step *steps, size_t n, struct rd_http_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        double t = rd_http_now();
+        if (rd_sync_should_stop(s)) {
+            rd_http_error_set(err, false, 0, "stopped while reading %s", steps[i].what);
+            return -1;
+        }
+        if (steps[i].load(s, st, stats, err) != 0) {
+            char msg[sizeof(err->msg)];
+            snprintf(msg, sizeof(msg), "%s", err->msg);
+            snprintf(err->msg, sizeof(err->msg), "reading %s: %.400s", steps[i].what, msg);
+            return -1;
+        }
+        rd_log_info("run %lld: read %s in %.2f s", (long long)s->run_id, steps[i].what,
+                    rd_http_now() - t);
+    }
+    return 0;
+}
+
+/* The second context's reads (its own connection for MOCO's shared budget, its own clients). */
+struct side {
+    struct rd_sync *s;
+    struct run_store *st;
+    struct rd_reconcile_stats stats;
+    struct rd_http_error err;
+    int rc;
+};
+
+static void *side_main(void *arg)
+{
+    struct side *x = arg;
+    x->rc = run_steps(x->s, x->st, &x->stats, side_steps,
+                      sizeof(side_steps) / sizeof(side_steps[0]), &x->err);
+    return NULL;
+}
+
+/* Opens the side context, or NULL when no second connection can be had (then all is serial). */
+static struct rd_sync *side_open(struct rd_sync *s)
+{
+    char dberr[256];
+    PGconn *db = rd_run_clone_conn(s->db, "rosterd-run-preload", dberr, sizeof(dberr));
+    if (!db) {
+        rd_log_warn("run %lld: reading the platform and MOCO after Personio, not beside it: %s",
+                    (long long)s->run_id, dberr);
+        return NULL;
+    }
+    struct rd_sync *side =
+        rd_sync_open_run(db, s->conn, s->run_id, s->dry_run, &s->opts, s->deadline);
+    side->stopping = s->stopping;
+    return side;
+}
+
+static void side_close(struct rd_sync *side)
+{
+    if (!side)
+        return;
+    PGconn *db = side->db;
+    rd_sync_close(side);
+    PQfinish(db);
+}
 
 int rd_reconcile_preload(struct rd_sync *s, const char *today, const char *from, const char *to,
                          struct rd_reconcile_stats *stats, struct rd_http_error *err)
@@ -195,21 +276,43 @@ int rd_reconcile_preload(struct rd_sync *s, const char *today, const char *from,
         rd_http_error_set(err, false, 0, "reading the identity links: %s", dberr);
         return -1;
     }
-    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-        double t = rd_http_now();
-        if (rd_sync_should_stop(s)) {
-            rd_http_error_set(err, false, 0, "stopped while reading %s", steps[i].what);
-            return -1;
-        }
-        if (steps[i].load(s, st, stats, err) != 0) {
-            char msg[sizeof(err->msg)];
-            snprintf(msg, sizeof(msg), "%s", err->msg);
-            snprintf(err->msg, sizeof(err->msg), "reading %s: %.400s", steps[i].what, msg);
-            return -1;
-        }
-        rd_log_info("run %lld: read %s in %.2f s", (long long)s->run_id, steps[i].what,
-                    rd_http_now() - t);
+    /* The side's steps write only their own fields of st and the side's context. */
+    struct side x = {.s = side_open(s), .st = st};
+    pthread_t tid;
+    bool started = x.s && pthread_create(&tid, NULL, side_main, &x) == 0;
+    if (x.s && !started)
+        side_main(&x); /* no thread to be had: read them first */
+    int rc = run_steps(s, st, stats, personio_steps,
+                       sizeof(personio_steps) / sizeof(personio_steps[0]), err);
+    if (started)
+        pthread_join(tid, NULL);
+    if (x.s && x.rc != 0 && rc == 0) {
+        *err = x.err;
+        rc = -1;
     }
+    if (x.s && rc == 0) {
+        rd_sync_adopt_reads(s, x.s);
+        stats->platform_users = x.stats.platform_users;
+        stats->groups = x.stats.groups;
+        stats->delegations = x.stats.delegations;
+        stats->moco_users = x.stats.moco_users;
+        stats->presences = x.stats.presences;
+        stats->schedules = x.stats.schedules;
+    }
+    if (x.s) {
+        side_close(x.s);
+#ifdef __GLIBC__
+        /* what the side's thread parsed and freed sits in its own malloc arena, which
+         * the run's thread never reuses: give those pages back before the passes */
+        malloc_trim(0);
+#endif
+    }
+    if (rc == 0 && !x.s)
+        rc = run_steps(s, st, stats, side_steps, sizeof(side_steps) / sizeof(side_steps[0]), err);
+    if (rc == 0)
+        rc = run_steps(s, st, stats, last_steps, sizeof(last_steps) / sizeof(last_steps[0]), err);
+    if (rc != 0)
+        return -1;
     stats->preload_seconds = rd_http_now() - t0;
     return 0;
 }

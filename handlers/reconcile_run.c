@@ -27,8 +27,7 @@ static void i64(char *buf, size_t n, int64_t v)
 
 /* ---- lease ---- */
 
-/* A second connection with the same parameters as db (the heartbeat's own). */
-static PGconn *clone_conn(PGconn *db, char *err, size_t errlen)
+PGconn *rd_run_clone_conn(PGconn *db, const char *application_name, char *err, size_t errlen)
 {
     PQconninfoOption *info = PQconninfo(db);
     if (!info) {
@@ -48,7 +47,7 @@ static PGconn *clone_conn(PGconn *db, char *err, size_t errlen)
         val[k++] = o->val;
     }
     kw[k] = "application_name";
-    val[k] = "rosterd-run-lease";
+    val[k] = application_name;
     PGconn *c = PQconnectdbParams(kw, val, 0);
     free(kw);
     free(val);
@@ -229,7 +228,7 @@ int rd_run_begin(PGconn *db, int64_t connection_id, const char *kind,
         if (attempt == 1 || !describe_running(db, cid, o->job_id, out))
             return RD_RECONCILE_BUSY;
     }
-    lease->db = clone_conn(db, err, sizeof(err));
+    lease->db = rd_run_clone_conn(db, "rosterd-run-lease", err, sizeof(err));
     if (!lease->db) {
         /* Without a heartbeat the lease would lapse mid-run and let a second run start. */
         char id[24], dberr[256];

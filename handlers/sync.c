@@ -843,6 +843,37 @@ int rd_sync_scim_user(struct rd_sync *s, const char *id, bool *found, struct rd_
     return sc ? rd_scim_get_user(sc, id, s->deadline, found, out, err) : -1;
 }
 
+#define SWAP(a, b)                                                                                 \
+    do {                                                                                           \
+        __typeof__(a) t_ = (a);                                                                    \
+        (a) = (b);                                                                                 \
+        (b) = t_;                                                                                  \
+    } while (0)
+
+void rd_sync_adopt_reads(struct rd_sync *s, struct rd_sync *from)
+{
+    struct rd_sync_cache *a = s->cache, *b = from->cache;
+    if (!a->have_scim && b->have_scim) {
+        SWAP(a->have_scim, b->have_scim);
+        SWAP(a->scim, b->scim);
+        SWAP(a->scim_by_id, b->scim_by_id);
+        SWAP(a->scim_by_mail, b->scim_by_mail);
+        SWAP(a->scim_by_ext, b->scim_by_ext);
+        SWAP(a->scim_post, b->scim_post);
+        SWAP(a->scim_index_stale, b->scim_index_stale);
+    }
+    if (!a->have_moco && b->have_moco) {
+        SWAP(a->have_moco, b->have_moco);
+        SWAP(a->moco, b->moco);
+        SWAP(a->moco_by_mail, b->moco_by_mail);
+        SWAP(a->moco_post, b->moco_post);
+    }
+    if (!s->ext[RD_SYNC_EXT_TIME].data)
+        SWAP(s->ext[RD_SYNC_EXT_TIME], from->ext[RD_SYNC_EXT_TIME]);
+}
+
+#undef SWAP
+
 bool rd_sync_have_scim_users(const struct rd_sync *s)
 {
     return s->cache->have_scim;

@@ -293,6 +293,14 @@ int rd_sync_time_offs(struct rd_sync *s, int64_t employee_id, const char *from, 
 int rd_sync_moco_candidates(struct rd_sync *s, const char *email, struct rd_moco_user_list *out,
                             struct rd_http_error *err) __attribute__((warn_unused_result));
 
+/*
+ * Moves what another context of the same connection read into s: the platform
+ * users, the MOCO users (with their indexes) and time sync's store, each only when
+ * s has none yet. A run reads those on a second context and thread beside
+ * Personio (handlers/reconcile_preload.c); from keeps nothing of them.
+ */
+void rd_sync_adopt_reads(struct rd_sync *s, struct rd_sync *from);
+
 /* True when the full lists are cached (a run preloaded them): lookups then read no upstream. */
 bool rd_sync_have_scim_users(const struct rd_sync *s);
 bool rd_sync_have_moco_users(const struct rd_sync *s);
