@@ -245,6 +245,13 @@ def main():
         results["pass"] = ok and all(r["pass"] for r in results["runs"][:2])
         out = HERE / "results" / f"reconcile-{time.strftime('%Y%m%dT%H%M%S')}.json"
         out.parent.mkdir(exist_ok=True)
+        # The first night's report as a finance admin gets it (text) and as one page
+        # (html, with the chart), beside the results: what the figures are about.
+        for fmt in ("text", "html"):
+            page = out.with_name(out.stem + f"-first-night.{'txt' if fmt == 'text' else fmt}")
+            world.ctl("report", "show", str(results["runs"][0]["run_id"]), "--connection", "acme",
+                      "--format", fmt, "-o", str(page))
+            results.setdefault("reports", {})[fmt] = str(page)
         out.write_text(json.dumps(results, indent=2))
         print(json.dumps(results, indent=2))
         print(f"\n{'run':40} {'status':7} {'seconds':>8} {'RSS MiB':>8}  target <= 20 s, <= 64 MiB")
