@@ -344,13 +344,15 @@ const char *rd_reconcile_webhook_source(const char *kind)
 /*
  * Staleness: the sweep itself made changes a webhook should have brought while that
  * source sent nothing for policy.stale_webhook_hours: the subscription is probably
- * broken. One warning (report) and alert per source.
+ * broken. One warning (report) and alert per source. Not on a connection's first
+ * completed run: what that one changes is the first alignment of systems that were
+ * never in step (the managers a platform never had), not what webhooks missed.
  */
 static void check_staleness(struct run *r)
 {
     struct rd_sync *s = r->s;
     int hours = rd_sync_policy_int(s, "stale_webhook_hours", RD_RECONCILE_STALE_HOURS);
-    if (hours <= 0 || r->o->dry_run)
+    if (hours <= 0 || r->o->dry_run || r->baseline_run < 0)
         return;
     const char *sources[2] = {"personio", "moco"};
     for (int k = 0; k < 2; k++) {

@@ -195,12 +195,27 @@ def test_below_the_thresholds_deactivations_just_happen(world):
 
 def test_staleness_alert_when_webhooks_are_quiet_but_the_sweep_finds_changes(world):
     world.timesync_reset()
-    world.reconcile()  # deactivates Sarah: a change the Personio webhook should have brought
+    # The first run aligns systems that were never in step (it deactivates Sarah, sets
+    # the CEO as manager, pushes presences): nothing a webhook missed, no warning.
+    world.reconcile()
+    run = world.runs()[-1]
+    assert world.run_findings(run["id"], "deactivated")
+    assert world.report(run["id"])["warnings"] == []
+    assert not any("No webhook from" in t for t in world.slack_texts())
+    # Tim's last day passed without a Personio webhook, and MOCO sent none for a new
+    # presence either: the next run's changes are what the webhooks should have brought.
+    set_last_day(world, [1007], 1)
+    emp = world.person(1005)
+    world.sandbox.fixtures({"moco_presences": [{
+        "user_id": emp["moco_user_id"], "date": (dt.date.today() - dt.timedelta(days=1)).isoformat(),
+        "from": "21:00", "to": "21:30"}]})
+    world.reconcile()  # deactivates Tim: a change the Personio webhook should have brought
     run = world.runs()[-1]
     report = world.report(run["id"])
-    # (MOCO is as quiet, and the run pushed its presences: a warning of its own.)
     personio = [w for w in report["warnings"] if "No webhook from Personio" in w]
     assert len(personio) == 1, report["warnings"]
+    assert [w for w in report["warnings"] if "No webhook from MOCO" in w
+            and "1 attendance_pushed" in w], report["warnings"]
     w = personio[0]
     assert "last 24 hours" in w and "deactivated" in w
     assert any("No webhook from Personio" in t for t in world.slack_texts())
@@ -209,7 +224,7 @@ def test_staleness_alert_when_webhooks_are_quiet_but_the_sweep_finds_changes(wor
     # With Personio's webhooks arriving, the same kind of change raises no warning.
     ev = world.personio("person.updated", 1003)
     world.wait_event(ev)
-    set_last_day(world, [1007], 1)
+    set_last_day(world, [1010], 1)
     world.sandbox.call("DELETE", "/slack")
     world.reconcile()
     run = world.runs()[-1]
