@@ -785,7 +785,7 @@ static int collect(struct rd_job_ctx *ctx, char h[2][11], char ***absences, size
         char *body = NULL;
         if (rd_job_event_body(ctx, i, &body, NULL) != 0)
             return -1;
-        struct json_object *root = json_tokener_parse(body);
+        struct json_object *root = rd_json_parse_stored(body);
         free(body);
         struct json_object *pl = rd_json_get(root, "payload");
         char *person = scalar(rd_json_get(rd_json_get(pl, "person"), "id"));

@@ -735,7 +735,7 @@ static int collect(struct rd_job_ctx *ctx, struct rd_sync *s, struct rd_timesync
             rd_http_error_set(err, false, 0, "%s", ctx->err);
             return -1;
         }
-        struct json_object *p = json_tokener_parse(body);
+        struct json_object *p = rd_json_parse_stored(body);
         free(body);
         int64_t pid = json_id(rd_json_get(p, "id"));
         int64_t uid = json_id(rd_json_get(rd_json_get(p, "user"), "id"));

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "rosterd/handler.h"
+#include "rosterd/jsonx.h"
 #include "rosterd/queue.h"
 #include "rosterd/scim.h"
 #include "rosterd/sync.h"
@@ -90,7 +91,7 @@ static int script_run(struct rd_job_ctx *ctx)
         int attempt = 0;
         if (rd_job_event_body(ctx, i, &body, &attempt) != 0)
             return -1;
-        struct json_object *doc = json_tokener_parse(body);
+        struct json_object *doc = rd_json_parse_stored(body);
         struct json_object *s = doc ? script_of(doc) : NULL;
         if (s)
             rc = follow(ctx, s, attempt);
@@ -136,7 +137,7 @@ static int upstream_run(struct rd_job_ctx *ctx)
             rc = -1;
             break;
         }
-        struct json_object *doc = json_tokener_parse(body);
+        struct json_object *doc = rd_json_parse_stored(body);
         struct json_object *script = doc ? script_of(doc) : NULL;
         const char *user = script ? get_str(script, "scim_user") : NULL;
         if (user && ensure_user(s, user, ctx->note, sizeof ctx->note, &err) != 0)

@@ -284,7 +284,7 @@ bool rd_intake_ready(const struct rd_intake *in)
 /* ---- request parsing -------------------------------------------------------- */
 
 /* The intake's nesting limit: deeper bodies are refused as not JSON. */
-#define MAX_DEPTH 64
+#define MAX_DEPTH RD_JSON_MAX_DEPTH
 
 /* A subject from a scalar: an integer's decimal text, or a string of 1..MAX_NAME_LEN bytes. */
 static char *scalar_text(const struct rd_jspan *v)

@@ -16,6 +16,23 @@ struct json_object *rd_json_get(struct json_object *o, const char *k)
     return NULL;
 }
 
+struct json_object *rd_json_parse_stored(const char *text)
+{
+    if (!text)
+        return NULL;
+    /* a level more than the intake's: json-c counts the value itself as one */
+    struct json_tokener *tok = json_tokener_new_ex(RD_JSON_MAX_DEPTH + 1);
+    if (!tok)
+        return NULL;
+    struct json_object *o = json_tokener_parse_ex(tok, text, -1);
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
 void rd_json_excerpt(const char *body, size_t len, char *out, size_t outlen)
 {
     size_t j = 0;

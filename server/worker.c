@@ -18,6 +18,7 @@
 #include "rosterd/connection.h"
 #include "rosterd/db.h"
 #include "rosterd/handler.h"
+#include "rosterd/jsonx.h"
 #include "rosterd/log.h"
 #include "rosterd/mem.h"
 #include "rosterd/metrics.h"
@@ -175,7 +176,7 @@ static bool run_job(struct rd_queue *q, PGconn *db, struct rd_claimed_job *job)
     ctx->connection_name = job->conn_name;
     ctx->subject = job->subject;
     ctx->attempt = job->attempts;
-    ctx->payload = job->payload ? json_tokener_parse(job->payload) : NULL;
+    ctx->payload = job->payload ? rd_json_parse_stored(job->payload) : NULL;
     ctx->events = job->events;
     ctx->nevents = job->nevents;
     ctx->instance = q->instance;

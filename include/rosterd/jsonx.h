@@ -11,6 +11,16 @@
 
 struct json_object;
 
+/* How deep the intake lets objects and arrays nest (deeper is refused as not JSON). */
+#define RD_JSON_MAX_DEPTH 64
+
+/*
+ * Parses a stored body (an event's, a job's payload) with the intake's nesting
+ * limit: whatever the intake accepted parses here too (json_tokener_parse stops at
+ * json-c's default of 32). New object or NULL when text is not JSON.
+ */
+struct json_object *rd_json_parse_stored(const char *text);
+
 /* o[k] when o is an object that has k, else NULL. Borrows. */
 struct json_object *rd_json_get(struct json_object *o, const char *k);
 

@@ -319,3 +319,21 @@ def test_webhook_and_sweep_at_once_push_one_attendance(world):
     posts = [w for w in world.writes("personio") if w["method"] == "POST"]
     assert len(posts) == 1 and len(world.attendances(EMP)) == 1, posts
     assert world.findings("conflict") == []
+
+
+def test_a_deeply_nested_delivery_the_intake_accepts_is_worked_too(world):
+    """The intake accepts bodies nested up to 64 levels; the handler parses the stored
+    body with the same limit (json-c's default of 32 read a deeper one as not JSON, and
+    the presence was never pushed). This one is 64 deep: the presence, its
+    custom_properties, and 62 objects in those."""
+    world.timesync_reset()
+    p = world.presence(user_id=USER, date=day(2), **{"from": "08:00", "to": "09:15"})
+    deep = "x"
+    for _ in range(62):
+        deep = {"n": deep}
+    over = {"n": deep}
+    world.moco("Presence", "create", dict(p, custom_properties={"deep": over}), expect=400)
+    ev, row = push(world, "create", dict(p, custom_properties={"deep": deep}))
+    [a] = world.attendances(EMP)
+    assert (a["date"], a["start_time"], a["end_time"]) == (day(2), "08:00", "09:15")
+    assert a["comment"] == comment(p["id"])
