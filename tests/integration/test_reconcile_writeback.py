@@ -153,3 +153,30 @@ def test_a_write_sent_at_once_goes_out_after_every_write_handed_over_before_it(w
     assert all(sent[(u, ENT + ":manager")] > off for u in later)
     want.pop(by_email[leaver["email"].lower()], None)  # off before its movers step
     assert {u: m for u, m in managers_now(world).items() if u in want} == want
+
+
+def test_a_platform_that_refuses_every_write_stops_the_run_and_drops_the_rest_unsent(world):
+    """As with people failing one after another, 25 writes failing in a row stop the run:
+    the batch in flight is still reported (it went out), what was handed over and not
+    sent is dropped, never audited, and left for the next night."""
+    big_company(world)
+    want = expected_managers(world)
+    world.sandbox.fault(system="scim", method="PATCH", status=400, times=None,
+                        body={"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                              "status": "400", "detail": "read-only tenant"})
+    world.reconcile(check=False)
+    run = world.runs()[-1]
+    assert run["status"] == "failed", run
+    assert "platform writes failed in a row" in run["error"], run
+    assert "read-only tenant" in run["error"], run
+    sent = manager_patches(world)
+    assert 25 <= len(sent) <= 2 * BATCH < len(want), len(sent)
+    audit = [a for a in world.audit("scim") if a["method"] == "PATCH"]
+    assert len(audit) == len(sent) and {a["outcome"] for a in audit} == {"failed"}, audit[:2]
+    errors = world.run_findings(run["id"], "error")
+    assert len([f for f in errors if "setting the platform manager" in f["detail"]]) == len(sent)
+    # the platform takes writes again: the next night sets every manager
+    world.sandbox.call("DELETE", "/faults")
+    world.reconcile()
+    assert world.runs()[-1]["status"] == "done"
+    assert {u: m for u, m in managers_now(world).items() if u in want} == want
