@@ -575,8 +575,8 @@ int rd_reconcile_run(PGconn *db, const struct rd_connection *conn,
     if (rc != RD_RECONCILE_OK)
         return rc;
     double limit = o->max_seconds > 0 ? o->max_seconds : RD_RECONCILE_MAX_SECONDS;
-    r.s = rd_sync_open_run(db, conn, r.lease.run_id, o->dry_run, &o->sync, rd_http_now() + limit);
-    r.s->stopping = o->stopping;
+    r.s = rd_sync_open_run(db, conn, r.lease.run_id, o->dry_run, &o->sync, rd_http_now() + limit,
+                           o->stopping);
     r.warnings = json_object_new_array();
     rd_log_info("run %lld of %s started (%s%s)", (long long)r.lease.run_id, conn->name,
                 o->trigger ? o->trigger : "operator", o->dry_run ? ", dry run" : "");

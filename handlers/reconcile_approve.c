@@ -275,8 +275,7 @@ int rd_reconcile_approve(PGconn *db, const struct rd_connection *conn, int64_t r
     if (rc != RD_RECONCILE_OK)
         return rc;
     struct rd_sync *s = rd_sync_open_run(db, conn, lease.run_id, false, &o->sync,
-                                         rd_http_now() + RD_RECONCILE_MAX_SECONDS);
-    s->stopping = o->stopping;
+                                         rd_http_now() + RD_RECONCILE_MAX_SECONDS, o->stopping);
     struct json_object *released = json_object_new_array();
     char err[512] = "";
     int failed = claim(db, run_id, lease.run_id, out);

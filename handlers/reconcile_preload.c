@@ -245,8 +245,7 @@ static struct rd_sync *side_open(struct rd_sync *s)
         return NULL;
     }
     struct rd_sync *side =
-        rd_sync_open_run(db, s->conn, s->run_id, s->dry_run, &s->opts, s->deadline);
-    side->stopping = s->stopping;
+        rd_sync_open_run(db, s->conn, s->run_id, s->dry_run, &s->opts, s->deadline, s->stopping);
     return side;
 }
 

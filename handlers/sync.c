@@ -166,9 +166,10 @@ struct rd_sync *rd_sync_open_job(struct rd_job_ctx *ctx)
 }
 
 struct rd_sync *rd_sync_open_run(PGconn *db, const struct rd_connection *conn, int64_t run_id,
-                                 bool dry_run, const struct rd_sync_opts *opts, double deadline)
+                                 bool dry_run, const struct rd_sync_opts *opts, double deadline,
+                                 const atomic_bool *stopping)
 {
-    struct rd_sync *s = sync_new(db, conn, opts, deadline, NULL);
+    struct rd_sync *s = sync_new(db, conn, opts, deadline, stopping);
     s->run_id = run_id;
     s->dry_run = dry_run;
     snprintf(s->reason, sizeof(s->reason), "run:%lld", (long long)run_id);

@@ -121,10 +121,12 @@ struct rd_sync *rd_sync_open_job(struct rd_job_ctx *ctx);
 
 /*
  * Opens a context for a reconciliation run (reason "run:<run_id>"). Borrows db and
- * conn; opts are copied by pointer (they must outlive the context).
+ * conn; opts are copied by pointer (they must outlive the context). stopping (may be
+ * NULL): once set, the run stops between people and its HTTP transfers are aborted.
  */
 struct rd_sync *rd_sync_open_run(PGconn *db, const struct rd_connection *conn, int64_t run_id,
-                                 bool dry_run, const struct rd_sync_opts *opts, double deadline);
+                                 bool dry_run, const struct rd_sync_opts *opts, double deadline,
+                                 const atomic_bool *stopping);
 
 /*
  * Switches dry-run on or off for what follows (a run's counting pass is dry, its real

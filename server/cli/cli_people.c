@@ -232,7 +232,7 @@ static int invite(struct rd_cli *cli, const char *name, const char *email, struc
     rd_log_setup(cli->cfg.log_level == RD_LOG_DEBUG ? RD_LOG_DEBUG : RD_LOG_WARN, RD_LOG_TEXT);
     struct rd_sync_opts opts = {.ca_file = cli->cfg.ca_file};
     struct rd_sync *s =
-        rd_sync_open_run(db, conn, 0, false, &opts, rd_http_now() + INVITE_DEADLINE_SECONDS);
+        rd_sync_open_run(db, conn, 0, false, &opts, rd_http_now() + INVITE_DEADLINE_SECONDS, NULL);
     /* an operator's action, not a run: the audit trail says who asked */
     snprintf(s->reason, sizeof(s->reason), "operator:hires invite");
     struct rd_http_error herr = {0};

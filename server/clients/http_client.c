@@ -639,6 +639,11 @@ int rd_http_do(struct rd_http_client *c, const struct rd_http_request *req,
             rd_http_error_set(err, false, 0, "%s %s %s: answer larger than %u MiB, cut off",
                               req->system, req->method, path, RD_HTTP_MAX_BODY >> 20);
             v = V_FAIL;
+        } else if (cc == CURLE_ABORTED_BY_CALLBACK && cancelled(c)) {
+            /* shutting down: what was waiting is handed back and tried again later */
+            rd_http_error_set(err, false, 0, "%s %s %s: aborted, rosterd is stopping", req->system,
+                              req->method, path);
+            v = V_FAIL;
         } else if (cc != CURLE_OK) {
             bool perm;
             v = classify_curl(cc, req->idempotent, &perm);

@@ -58,7 +58,7 @@ static int converge(PGconn *db, struct rd_connection *conn, const struct rd_conf
 {
     bool dry = m->dry, hold = m->hold;
     struct rd_sync_opts opts = {.ca_file = cfg->ca_file};
-    struct rd_sync *s = rd_sync_open_run(db, conn, 0, dry, &opts, rd_http_now() + 60);
+    struct rd_sync *s = rd_sync_open_run(db, conn, 0, dry, &opts, rd_http_now() + 60, NULL);
     s->hold_destructive = hold;
     struct rd_http_error err = {0};
     const struct rd_personio_employee *e = NULL;

@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     i += dry;
     struct rd_sync *s =
         rd_sync_open_run(db, conn, getenv("TS_RUN_ID") ? atoll(getenv("TS_RUN_ID")) : 0, dry, &opts,
-                         rd_http_now() + 300.0);
+                         rd_http_now() + 300.0, NULL);
     struct json_object *out = json_object_new_object(), *calls = json_object_new_array();
     int status = 0;
     if (i + 2 < argc && strcmp(argv[i], "--preload") == 0) {

@@ -41,7 +41,7 @@ static int setup(void **state)
     f->conn.name = "acme";
     f->conn.timezone = "Europe/Berlin";
     f->conn.doc = json_tokener_parse(DOC);
-    f->s = rd_sync_open_run(NULL, &f->conn, 42, true, NULL, 0);
+    f->s = rd_sync_open_run(NULL, &f->conn, 42, true, NULL, 0, NULL);
     *state = f;
     return f->conn.doc && f->s ? 0 : -1;
 }
