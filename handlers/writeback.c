@@ -221,19 +221,6 @@ static int record_sql(struct rd_sync *s, const struct rd_audit_ctx *a, struct wb
     return 0;
 }
 
-static int commit(PGconn *db, char *dberr, size_t len)
-{
-    PGresult *res = PQexec(db, "COMMIT");
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
-    if (!ok) {
-        rd_db_error(db, res, dberr, len);
-        if (!dberr[0])
-            snprintf(dberr, len, "the commit was rolled back");
-    }
-    PQclear(res);
-    return ok ? 0 : -1;
-}
-
 /* One transaction: done's audit rows completed, then next's recorded (either may be NULL). */
 static int audit_tx(struct rd_sync *s, const struct rd_audit_ctx *a, const struct wb_batch *done,
                     struct wb_batch *next, char *dberr, size_t len)
@@ -241,7 +228,8 @@ static int audit_tx(struct rd_sync *s, const struct rd_audit_ctx *a, const struc
     if (rd_db_run(s->db, "BEGIN", 0, NULL, dberr, len) != 0)
         return -1;
     if ((done && complete_sql(s, done, dberr, len) != 0) ||
-        (next && record_sql(s, a, next, dberr, len) != 0) || commit(s->db, dberr, len) != 0) {
+        (next && record_sql(s, a, next, dberr, len) != 0) ||
+        rd_db_run(s->db, "COMMIT", 0, NULL, dberr, len) != 0) {
         PQclear(PQexec(s->db, "ROLLBACK"));
         if (next)
             for (size_t i = 0; i < next->n; i++)
@@ -260,16 +248,8 @@ static void audit_step(struct rd_sync *s, struct wb_batch *done, struct wb_batch
 {
     const struct rd_audit_ctx *a = rd_sync_audit(s);
     char dberr[256] = "";
-    if (next) {
+    if (next)
         memset(&next->err, 0, sizeof(next->err));
-        for (size_t i = 0; i < next->n; i++)
-            next->items[i] = (struct wb_item){.path = next->items[i].path,
-                                              .body = next->items[i].body,
-                                              .before = next->items[i].before,
-                                              .done = next->items[i].done,
-                                              .arg = next->items[i].arg,
-                                              .rc = -1};
-    }
     bool recorded = false;
     if (!a || !a->db) {
         recorded = true; /* nothing to record (no audit in this context) */
@@ -384,8 +364,12 @@ void rd_writeback_patch(struct rd_sync *s, const char *path, struct json_object 
 {
     struct rd_writeback *wb = wb_of(s);
     struct wb_batch *fill = &wb->b[wb->filling];
-    fill->items[fill->n++] = (struct wb_item){
-        .path = rd_strdup(path), .body = body, .before = before, .done = done, .arg = arg};
+    fill->items[fill->n++] = (struct wb_item){.path = rd_strdup(path),
+                                              .body = body,
+                                              .before = before,
+                                              .rc = -1, /* until a sender's answer */
+                                              .done = done,
+                                              .arg = arg};
     if (fill->n < RD_WRITEBACK_BATCH)
         return;
     step(s, wb, fill); /* one batch in flight at a time */
